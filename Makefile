@@ -1,0 +1,41 @@
+# copier-modal-jobs: `make demo` runs the main job offline, `make test` runs every test.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# uv comes from PATH, or is installed into .tools/ with the machine's python3 (no root needed).
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+export UV
+
+.PHONY: help dev demo test lint bench docs clean
+
+help: ## Show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet uv
+
+.venv/.synced: pyproject.toml emulator/pyproject.toml | $(UV)
+	$(UV) sync --quiet
+	touch $@
+
+dev: .venv/.synced ## Create the dev environment (.venv, with uv)
+
+demo: dev ## Render a project and run the whole deploy -> spawn -> wait -> results flow offline
+	$(UV) run python -m tests.demo
+
+test: dev ## Lint, then every test: template renders, generated projects, emulator, end to end
+	$(UV) run ruff check .
+	$(UV) run pytest
+
+lint: dev ## Lint the template repo
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+bench: dev ## Emulator benchmarks
+	$(UV) run python bench/bench_emulator.py
+
+clean: ## Remove local environments and caches
+	rm -rf .venv .tools .pytest_cache demo-project

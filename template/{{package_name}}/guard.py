@@ -1,0 +1,115 @@
+"""Code-change guard: never spawn jobs onto a deployment that runs other code.
+
+The hash covers exactly what ``modal deploy`` ships: ``modal_app.py``, this
+package (added to the image with ``add_local_python_source``) and the dependency
+spec in ``pyproject.toml``. Editing the README, tests or the tasks file does not
+change it. ``make deploy`` tags the deployment with the hash; the spawner compares
+it with the newest deployed tag, and the deployed function re-checks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from . import settings
+
+HASH_ENV = "JOB_CODE_HASH"
+_SKIP_DIRS = {"__pycache__"}
+_SKIP_SUFFIXES = {".pyc", ".pyo"}
+
+
+class StaleDeploymentError(RuntimeError):
+    """The deployed code differs from the local code."""
+
+
+def deployed_files(root: Path = settings.PROJECT_ROOT) -> list[Path]:
+    """The files whose content goes into the hash, in a stable order."""
+    package = root / Path(__file__).resolve().parent.name
+    files = [root / "modal_app.py"]
+    files += sorted(
+        p
+        for p in package.rglob("*")
+        if p.is_file() and p.suffix not in _SKIP_SUFFIXES and not _SKIP_DIRS.intersection(p.parts)
+    )
+    return files
+
+
+def dependency_spec(root: Path = settings.PROJECT_ROOT) -> dict:
+    """The part of ``pyproject.toml`` that decides what is installed in the image."""
+    import tomllib  # only needed locally; the image may run an older Python
+
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8")).get("project", {})
+    return {
+        "dependencies": project.get("dependencies", []),
+        "job": project.get("optional-dependencies", {}).get("job", []),
+    }
+
+
+def code_hash(root: Path = settings.PROJECT_ROOT) -> str:
+    """A short, stable content hash of everything that is deployed."""
+    digest = hashlib.sha256()
+    for path in deployed_files(root):
+        rel = path.relative_to(root).as_posix()
+        digest.update(f"file {rel}\n".encode())
+        digest.update(path.read_bytes().replace(b"\r\n", b"\n"))
+        digest.update(b"\n")
+    digest.update(json.dumps(dependency_spec(root), sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def parse_history(text: str) -> str | None:
+    """The tag of the newest deployment in ``modal app history --json`` output."""
+    rows = json.loads(text or "[]")
+    if not rows:
+        return None
+
+    def version(row: dict) -> int:
+        raw = str(row.get("Version", row.get("version", "0"))).lstrip("v")
+        return int(raw) if raw.isdigit() else 0
+
+    newest = max(rows, key=version)
+    tag = newest.get("tag", newest.get("Tag"))
+    return tag or None
+
+
+def deployed_hash(app_name: str = settings.APP_NAME) -> str | None:
+    """The hash the deployed app was tagged with (``None`` when never deployed).
+
+    Reads ``modal app history APP --json``; accepts both ``tag`` and ``Tag`` keys.
+    """
+    proc = subprocess.run(
+        ["modal", "app", "history", app_name, "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        if "not found" in (proc.stderr + proc.stdout).lower():
+            return None
+        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"`modal app history {app_name} --json` failed: {last[0]}")
+    return parse_history(proc.stdout)
+
+
+def check_deployment(local: str, deployed: str | None) -> None:
+    """Raise with the fix when the deployment is missing or stale."""
+    if deployed is None:
+        raise StaleDeploymentError(f"app '{settings.APP_NAME}' is not deployed: run `make deploy`")
+    if deployed != local:
+        raise StaleDeploymentError(
+            f"deployed code {deployed} differs from local code {local}: run `make deploy` "
+            "(or pass --allow-stale to spawn onto the old code anyway)"
+        )
+
+
+def check_running_code(expected: str | None) -> None:
+    """Called first inside the deployed function: fail fast on a hash mismatch."""
+    baked = os.environ.get(HASH_ENV)
+    if expected and baked and expected != baked:
+        raise StaleDeploymentError(
+            f"this deployment runs code {baked} but the spawner expected {expected}: run `make deploy`"
+        )
