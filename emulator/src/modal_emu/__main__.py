@@ -1,0 +1,170 @@
+"""Command line: ``python -m modal_emu serve|stop|env``.
+
+python -m modal_emu serve --state-dir .modal-local            # foreground
+python -m modal_emu serve --state-dir .modal-local --detach   # background, returns when ready
+eval "$(python -m modal_emu env --state-dir .modal-local)"    # point modal at it
+python -m modal_emu stop --state-dir .modal-local
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HOST = "127.0.0.1"  # never anything else: the emulator has no authentication
+
+
+def client_env(url: str, state_dir: Path) -> dict[str, str]:
+    """What a shell needs so that the modal client and CLI talk to the emulator (no real token)."""
+    return {
+        "MODAL_SERVER_URL": url,
+        "MODAL_TOKEN_ID": "local-emulator",
+        "MODAL_TOKEN_SECRET": "local-emulator",
+        "MODAL_CONFIG_PATH": str(state_dir.resolve() / "modal.toml"),
+    }
+
+
+def _print_env(url: str, state_dir: Path) -> None:
+    for key, value in client_env(url, state_dir).items():
+        print(f"export {key}={value}")
+
+
+def _read_url(state_dir: Path) -> str | None:
+    path = state_dir / "url"
+    return path.read_text().strip() if path.exists() else None
+
+
+def _pid(state_dir: Path) -> int | None:
+    path = state_dir / "server.pid"
+    if not path.exists():
+        return None
+    pid = int(path.read_text().strip() or 0)
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return None
+    return pid
+
+
+def serve(args: argparse.Namespace) -> int:
+    from .core import Config
+    from .service import run_forever
+
+    state_dir = Path(args.state_dir)
+    if args.detach:
+        return _detach(args, state_dir)
+    if (pid := _pid(state_dir)) is not None and pid != os.getpid():
+        print(f"error: an emulator (pid {pid}) already serves {state_dir}; stop it first", file=sys.stderr)
+        return 1
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    config = Config(
+        state_dir=state_dir,
+        port=args.port,
+        latency_ms=args.latency,
+        concurrency=args.concurrency,
+        result_ttl_s=args.result_ttl,
+    )
+    asyncio.run(run_forever(config, on_ready=lambda url: _print_env(url, state_dir)))
+    return 0
+
+
+def _detach(args: argparse.Namespace, state_dir: Path) -> int:
+    if (pid := _pid(state_dir)) is not None:
+        print(f"already running (pid {pid})", file=sys.stderr)
+        _print_env(_read_url(state_dir) or "", state_dir)
+        return 0
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "url").unlink(missing_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "modal_emu",
+        "serve",
+        "--state-dir",
+        str(state_dir),
+        "--port",
+        str(args.port),
+        "--latency",
+        str(args.latency),
+        "--concurrency",
+        str(args.concurrency),
+        "--result-ttl",
+        str(args.result_ttl),
+    ]
+    with open(state_dir / "server.log", "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if url := _read_url(state_dir):
+            print(f"local Modal emulator running (pid {proc.pid}), state in {state_dir}", file=sys.stderr)
+            _print_env(url, state_dir)
+            return 0
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    tail = (state_dir / "server.log").read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+    print(f"error: the emulator did not start: {tail[0]} (see {state_dir / 'server.log'})", file=sys.stderr)
+    return 1
+
+
+def stop(args: argparse.Namespace) -> int:
+    state_dir = Path(args.state_dir)
+    pid = _pid(state_dir)
+    if pid is None:
+        print("not running", file=sys.stderr)
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _pid(state_dir) == pid:
+        time.sleep(0.05)
+    if _pid(state_dir) == pid:
+        os.kill(pid, signal.SIGKILL)
+    print(f"stopped (pid {pid})", file=sys.stderr)
+    return 0
+
+
+def env(args: argparse.Namespace) -> int:
+    state_dir = Path(args.state_dir)
+    url = _read_url(state_dir)
+    if url is None or _pid(state_dir) is None:
+        print(f"error: no emulator running for {state_dir}: run `python -m modal_emu serve --detach`", file=sys.stderr)
+        return 1
+    _print_env(url, state_dir)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modal_emu", description="Local emulator of Modal's API (127.0.0.1 only).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_serve = sub.add_parser("serve", help="run the emulator")
+    p_serve.add_argument("--state-dir", default=".modal-local", help="where state, files and logs live")
+    p_serve.add_argument("--port", type=int, default=0, help="gRPC port on 127.0.0.1 (0 = any free port)")
+    p_serve.add_argument("--latency", type=float, default=0.0, metavar="MS", help="delay added to every RPC")
+    p_serve.add_argument("--concurrency", type=int, default=8, help="inputs running at once")
+    p_serve.add_argument(
+        "--result-ttl", type=float, default=7 * 24 * 3600, metavar="S", help="seconds a result is kept (Modal: 7 days)"
+    )
+    p_serve.add_argument("--detach", action="store_true", help="start in the background and return when ready")
+    p_serve.add_argument("--verbose", action="store_true", help="log every RPC")
+    p_serve.set_defaults(func=serve)
+    for name, func, text in (("stop", stop, "stop a detached emulator"), ("env", env, "print the client environment")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--state-dir", default=".modal-local")
+        p.set_defaults(func=func)
+    args = parser.parse_args(argv)
+    if getattr(args, "concurrency", 1) < 1:
+        parser.error("--concurrency must be at least 1")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

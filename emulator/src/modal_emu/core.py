@@ -1,0 +1,56 @@
+"""The emulator: state, configuration and the call runner, shared by every handler."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from .runner import Runner
+from .store import Store
+
+log = logging.getLogger("modal_emu")
+
+SEVEN_DAYS = 7 * 24 * 3600
+
+
+@dataclass
+class Config:
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    blob_port: int = 0
+    latency_ms: float = 0.0
+    concurrency: int = 8
+    result_ttl_s: float = SEVEN_DAYS
+    environment: str = "main"
+
+
+class Emulator:
+    def __init__(self, config: Config):
+        self.config = config
+        self.store = Store(config.state_dir)
+        self.blob_url = ""  # set once the blob HTTP server is listening
+        self.server_url = ""
+        self.outputs_changed = asyncio.Condition()
+        self.runner = Runner(self)
+
+    async def before_rpc(self, name: str) -> None:
+        """Runs before every handler: the simulated network round trip."""
+        if self.config.latency_ms:
+            await asyncio.sleep(self.config.latency_ms / 1000)
+
+    async def notify_outputs(self) -> None:
+        async with self.outputs_changed:
+            self.outputs_changed.notify_all()
+
+    def recover(self) -> None:
+        """After a restart: fail what was running (the process is gone), requeue what never started."""
+        for call_id, call in self.store["calls"].items():
+            for idx, item in call["inputs"].items():
+                if item["status"] == "running":
+                    self.runner.finish_lost(call_id, idx)
+                elif item["status"] == "pending":
+                    self.runner.submit(call_id, idx)
+        self.store.save()

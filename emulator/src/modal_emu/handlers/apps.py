@@ -1,0 +1,206 @@
+"""App RPCs: create, look up, publish (deploy) with tag and commit info, history, list, stop."""
+
+from __future__ import annotations
+
+import base64
+
+from google.protobuf import empty_pb2
+from modal_proto import api_pb2
+
+from ..rpc import invalid, not_found, rpc
+from ..store import new_id, now
+
+DEPLOYED = api_pb2.APP_STATE_DEPLOYED
+STOPPED = api_pb2.APP_STATE_STOPPED
+
+
+def _app(emu, app_id: str) -> dict:
+    app = emu.store["apps"].get(app_id)
+    if app is None:
+        raise not_found(f"App {app_id} not found")
+    return app
+
+
+def deployed_app(emu, name: str, environment: str = "") -> dict | None:
+    """The live deployment called ``name`` (there is at most one per name)."""
+    for app in emu.store["apps"].values():
+        if app["name"] == name and app["state"] == DEPLOYED:
+            return app
+    return None
+
+
+def _new_app(emu, description: str, state: int, environment: str) -> dict:
+    app = {
+        "id": new_id("ap"),
+        "name": "",
+        "description": description,
+        "state": state,
+        "environment": environment or emu.config.environment,
+        "created_at": now(),
+        "stopped_at": 0.0,
+        "function_ids": {},
+        "class_ids": {},
+        "deployments": [],
+    }
+    emu.store["apps"][app["id"]] = app
+    emu.store.save()
+    return app
+
+
+def _layout(emu, app: dict) -> api_pb2.AppLayout:
+    layout = api_pb2.AppLayout(function_ids=app["function_ids"], class_ids=app["class_ids"])
+    for function_id in app["function_ids"].values():
+        fn = emu.store["functions"][function_id]
+        layout.objects.append(
+            api_pb2.Object(
+                object_id=function_id,
+                function_handle_metadata=api_pb2.FunctionHandleMetadata.FromString(
+                    base64.b64decode(fn["handle_metadata"])
+                ),
+            )
+        )
+    return layout
+
+
+@rpc
+async def AppCreate(emu, request: api_pb2.AppCreateRequest) -> api_pb2.AppCreateResponse:
+    app = _new_app(emu, request.description, request.app_state, request.environment_name)
+    return api_pb2.AppCreateResponse(app_id=app["id"], app_page_url=f"{emu.server_url}/apps/{app['id']}")
+
+
+@rpc
+async def AppGetOrCreate(emu, request: api_pb2.AppGetOrCreateRequest) -> api_pb2.AppGetOrCreateResponse:
+    app = deployed_app(emu, request.app_name)
+    if app is None:
+        app = _new_app(emu, request.app_name, DEPLOYED, request.environment_name)
+        app["name"] = request.app_name
+        emu.store.save()
+    return api_pb2.AppGetOrCreateResponse(app_id=app["id"])
+
+
+@rpc
+async def AppGetByDeploymentName(
+    emu, request: api_pb2.AppGetByDeploymentNameRequest
+) -> api_pb2.AppGetByDeploymentNameResponse:
+    app = deployed_app(emu, request.name, request.environment_name)
+    return api_pb2.AppGetByDeploymentNameResponse(app_id=app["id"] if app else "")
+
+
+@rpc
+async def AppGetLayout(emu, request: api_pb2.AppGetLayoutRequest) -> api_pb2.AppGetLayoutResponse:
+    return api_pb2.AppGetLayoutResponse(app_layout=_layout(emu, _app(emu, request.app_id)))
+
+
+@rpc
+async def AppPublish(emu, request: api_pb2.AppPublishRequest) -> api_pb2.AppPublishResponse:
+    app = _app(emu, request.app_id)
+    for tag, function_id in request.function_ids.items():
+        if function_id not in emu.store["functions"]:
+            raise invalid(f"function {function_id} ({tag}) was not created in app {app['id']}")
+    deployed_at = now()
+    app["function_ids"] = dict(request.function_ids)
+    app["class_ids"] = dict(request.class_ids)
+    app["state"] = request.app_state or DEPLOYED
+    if request.name:
+        previous = deployed_app(emu, request.name)
+        if previous is not None and previous["id"] != app["id"]:
+            previous["state"] = STOPPED
+        app["name"] = request.name
+    if app["state"] == DEPLOYED:
+        app["deployments"].append(
+            {
+                "version": len(app["deployments"]) + 1,
+                "deployed_at": deployed_at,
+                "tag": request.deployment_tag,
+                "client_version": request.client_version,
+                "commit_info": base64.b64encode(request.commit_info.SerializeToString()).decode(),
+            }
+        )
+    emu.store.save()
+    return api_pb2.AppPublishResponse(url=f"{emu.server_url}/apps/{app['id']}", deployed_at=deployed_at)
+
+
+@rpc
+async def AppDeploymentHistory(
+    emu, request: api_pb2.AppDeploymentHistoryRequest
+) -> api_pb2.AppDeploymentHistoryResponse:
+    app = _app(emu, request.app_id)
+    history = [
+        api_pb2.AppDeploymentHistory(
+            app_id=app["id"],
+            version=d["version"],
+            deployed_at=d["deployed_at"],
+            tag=d["tag"],
+            client_version=d["client_version"],
+            deployed_by="local",
+            commit_info=api_pb2.CommitInfo.FromString(base64.b64decode(d["commit_info"])),
+        )
+        for d in reversed(app["deployments"])  # newest first, as Modal lists them
+    ]
+    return api_pb2.AppDeploymentHistoryResponse(app_deployment_histories=history)
+
+
+@rpc
+async def AppList(emu, request: api_pb2.AppListRequest) -> api_pb2.AppListResponse:
+    items = []
+    for app in emu.store["apps"].values():
+        running = sum(
+            1
+            for call in emu.store["calls"].values()
+            if call["app_id"] == app["id"]
+            for item in call["inputs"].values()
+            if item["status"] == "running"
+        )
+        items.append(
+            api_pb2.AppListResponse.AppListItem(
+                app_id=app["id"],
+                description=app["name"] or app["description"],
+                name=app["name"],
+                state=app["state"],
+                created_at=app["created_at"],
+                stopped_at=app["stopped_at"],
+                n_running_tasks=running,
+            )
+        )
+    return api_pb2.AppListResponse(apps=items)
+
+
+@rpc
+async def AppGetLifecycle(emu, request: api_pb2.AppGetLifecycleRequest) -> api_pb2.AppGetLifecycleResponse:
+    app = _app(emu, request.app_id)
+    last = app["deployments"][-1] if app["deployments"] else {}
+    return api_pb2.AppGetLifecycleResponse(
+        lifecycle=api_pb2.AppLifecycle(
+            app_state=app["state"],
+            created_at=app["created_at"],
+            deployed_at=last.get("deployed_at", 0.0),
+            version=last.get("version", 0),
+            stopped_at=app["stopped_at"],
+        )
+    )
+
+
+@rpc
+async def AppStop(emu, request: api_pb2.AppStopRequest) -> empty_pb2.Empty:
+    app = _app(emu, request.app_id)
+    app["state"] = STOPPED
+    app["stopped_at"] = now()
+    emu.store.save()
+    for call_id, call in list(emu.store["calls"].items()):
+        if call["app_id"] == app["id"]:
+            await emu.runner.cancel(call_id)
+    return empty_pb2.Empty()
+
+
+@rpc
+async def AppClientDisconnect(emu, request: api_pb2.AppClientDisconnectRequest) -> empty_pb2.Empty:
+    """An ephemeral app (``modal run``) ends with its client, and so does its work."""
+    app = emu.store["apps"].get(request.app_id)
+    if app is not None and app["state"] != DEPLOYED:
+        await AppStop(emu, api_pb2.AppStopRequest(app_id=request.app_id))
+    return empty_pb2.Empty()
+
+
+@rpc
+async def AppHeartbeat(emu, request: api_pb2.AppHeartbeatRequest) -> empty_pb2.Empty:
+    return empty_pb2.Empty()

@@ -1,0 +1,200 @@
+"""Runs inputs as local processes, honouring the function's timeout, retries and concurrency.
+
+Each attempt is ``python -m modal_emu.worker`` started in the function's deploy
+directory (the uploaded files, not the caller's working copy), with the image's
+ENV, the Volume mapping and the secrets in its environment. Its stdout/stderr go
+to the call's log. The process is its own session, so cancel and timeout kill
+everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from modal_proto import api_pb2
+
+from .store import atomic_write
+
+if TYPE_CHECKING:
+    from .core import Emulator
+
+log = logging.getLogger("modal_emu")
+GS = api_pb2.GenericResult
+
+
+def result_path(emu: Emulator, call_id: str, idx: str):
+    return emu.store.call_dir(call_id) / f"{idx}.out"
+
+
+def input_path(emu: Emulator, call_id: str, idx: str):
+    return emu.store.call_dir(call_id) / f"{idx}.in"
+
+
+class Runner:
+    def __init__(self, emu: Emulator):
+        self.emu = emu
+        self._slots: asyncio.Semaphore | None = None
+        self._procs: dict[tuple[str, str], asyncio.subprocess.Process] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        if self._slots is None:  # created inside the running loop
+            self._slots = asyncio.Semaphore(self.emu.config.concurrency)
+        return self._slots
+
+    # ---------------------------------------------------------------- public
+    def submit(self, call_id: str, idx: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._run_input(call_id, idx))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def cancel(self, call_id: str) -> None:
+        call = self.emu.store["calls"][call_id]
+        call["cancelled"] = True
+        for idx, item in call["inputs"].items():
+            if item["status"] != "done":
+                self._finish(call_id, idx, GS(status=GS.GENERIC_STATUS_TERMINATED, exception="cancelled"))
+            proc = self._procs.get((call_id, idx))
+            if proc is not None:
+                _kill(proc)
+        self.emu.store.save()
+        await self.emu.notify_outputs()
+
+    def finish_lost(self, call_id: str, idx: str) -> None:
+        reason = "lost: the local Modal emulator stopped while this input was running; spawn it again"
+        self._finish(call_id, idx, GS(status=GS.GENERIC_STATUS_INTERNAL_FAILURE, exception=reason))
+
+    async def shutdown(self) -> None:
+        for proc in list(self._procs.values()):
+            _kill(proc)
+        for task in list(self._tasks):
+            task.cancel()
+
+    # --------------------------------------------------------------- private
+    def _finish(self, call_id: str, idx: str, result: api_pb2.GenericResult) -> None:
+        item = self.emu.store["calls"][call_id]["inputs"][idx]
+        if item["status"] == "done":
+            return
+        atomic_write(result_path(self.emu, call_id, idx), result.SerializeToString())
+        item.update(status="done", result_status=int(result.status), finished_at=time.time())
+
+    async def _run_input(self, call_id: str, idx: str) -> None:
+        store = self.emu.store
+        call = store["calls"][call_id]
+        fn = call["spec"]  # the function as deployed when this call was spawned
+        policy = fn.get("retry_policy") or {}
+        retries = int(policy.get("retries", 0))
+        delay = float(policy.get("initial_delay_ms", 1000)) / 1000
+        item = call["inputs"][idx]
+        while True:
+            async with self.slots:
+                if call.get("cancelled") or item["status"] == "done":
+                    return
+                item.update(status="running", started_at=item.get("started_at") or time.time())
+                store.save()
+                result = await self._attempt(call_id, idx, fn)
+            if call.get("cancelled"):
+                return
+            failed = result.status != GS.GENERIC_STATUS_SUCCESS
+            if failed and item["attempts"] <= retries:
+                self._log(call_id, f"attempt {item['attempts']} failed ({result.exception.strip()}); retrying")
+                item["status"] = "pending"
+                store.save()
+                await asyncio.sleep(delay)
+                delay = min(
+                    delay * float(policy.get("backoff_coefficient", 2.0)),
+                    float(policy.get("max_delay_ms", 60000)) / 1000,
+                )
+                continue
+            self._finish(call_id, idx, result)
+            store.save()
+            await self.emu.notify_outputs()
+            return
+
+    async def _attempt(self, call_id: str, idx: str, fn: dict) -> api_pb2.GenericResult:
+        emu = self.emu
+        item = emu.store["calls"][call_id]["inputs"][idx]
+        item["attempts"] = item.get("attempts", 0) + 1
+        out = emu.store.call_dir(call_id) / f"{idx}.attempt"
+        out.unlink(missing_ok=True)
+        workdir = fn["workdir"]
+        log_path = emu.store.log_path(call_id)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log(call_id, f"attempt {item['attempts']} of input {idx} started")
+        with open(log_path, "ab") as log_file:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "modal_emu.worker",
+                workdir,
+                fn["module_name"],
+                fn["function_name"],
+                str(input_path(emu, call_id, idx)),
+                str(out),
+                cwd=workdir,
+                env=self._env(fn, call_id, idx),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,
+            )
+            self._procs[(call_id, idx)] = proc
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=fn["timeout_secs"] or None)
+            except TimeoutError:
+                _kill(proc)
+                await proc.wait()
+                message = f"Function timed out after {fn['timeout_secs']} seconds"
+                self._log(call_id, message)
+                return GS(status=GS.GENERIC_STATUS_TIMEOUT, exception=message)
+            finally:
+                self._procs.pop((call_id, idx), None)
+        if out.exists():
+            return GS.FromString(out.read_bytes())
+        message = f"the function's process exited with code {proc.returncode} before returning"
+        self._log(call_id, message)
+        return GS(status=GS.GENERIC_STATUS_FAILURE, exception=message)
+
+    def _env(self, fn: dict, call_id: str, idx: str) -> dict[str, str]:
+        emu = self.emu
+        env = dict(os.environ)
+        env.update(fn.get("env", {}))
+        for secret_id in fn.get("secret_ids", []):
+            env.update(emu.store["secrets"].get(secret_id, {}).get("env", {}))
+        volumes = {path: str(emu.store.volume_dir(name)) for path, name in fn.get("volumes", {}).items()}
+        workdir = fn["workdir"]
+        env.update(
+            MODAL_SERVER_URL=emu.server_url,
+            MODAL_TOKEN_ID=env.get("MODAL_TOKEN_ID") or "local-emulator",
+            MODAL_TOKEN_SECRET=env.get("MODAL_TOKEN_SECRET") or "local-emulator",
+            MODAL_CONFIG_PATH=str(emu.store.root / "modal.toml"),
+            MODAL_EMU_VOLUMES=json.dumps(volumes),
+            MODAL_EMU_FUNCTION_CALL_ID=call_id,
+            MODAL_EMU_INPUT_ID=emu.store["calls"][call_id]["inputs"][idx]["input_id"],
+            PYTHONPATH=os.pathsep.join([workdir, env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def _log(self, call_id: str, message: str) -> None:
+        path = self.emu.store.log_path(call_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"[modal-emu] {message}\n")
+        log.info("%s: %s", call_id, message)
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,70 @@
+"""Starting and stopping the gRPC server, the blob server and the runner together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable
+
+from aiohttp import web
+
+from .blobserver import make_blob_app
+from .core import Config, Emulator
+from .server import make_server
+from .store import atomic_write
+
+log = logging.getLogger("modal_emu")
+HOST = "127.0.0.1"
+
+
+class Service:
+    """An emulator with its servers; ``await start()``, then ``await stop()``."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.emu = Emulator(config)
+        self._grpc = make_server(self.emu)
+        self._blob_runner: web.AppRunner | None = None
+
+    async def start(self) -> str:
+        self._blob_runner = web.AppRunner(make_blob_app(self.emu), access_log=None)
+        await self._blob_runner.setup()
+        site = web.TCPSite(self._blob_runner, HOST, self.config.blob_port)
+        await site.start()
+        blob_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.emu.blob_url = f"http://{HOST}:{blob_port}"
+        await self._grpc.start(HOST, self.config.port)
+        port = self._grpc._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.emu.server_url = f"http://{HOST}:{port}"
+        self.emu.recover()
+        root = self.emu.store.root
+        atomic_write(root / "server.pid", str(os.getpid()).encode())
+        atomic_write(root / "url", self.emu.server_url.encode())
+        log.info("local Modal emulator listening on %s (state in %s)", self.emu.server_url, root)
+        return self.emu.server_url
+
+    async def stop(self) -> None:
+        root = self.emu.store.root
+        (root / "url").unlink(missing_ok=True)
+        (root / "server.pid").unlink(missing_ok=True)
+        await self.emu.runner.shutdown()
+        self._grpc.close()
+        await self._grpc.wait_closed()
+        if self._blob_runner is not None:
+            await self._blob_runner.cleanup()
+        self.emu.store.save()
+
+
+async def run_forever(config: Config, on_ready: Callable[[str], None] = lambda url: None) -> None:
+    service = Service(config)
+    url = await service.start()
+    on_ready(url)
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopped.set)
+    await stopped.wait()
+    log.info("shutting down")
+    await service.stop()
