@@ -38,4 +38,4 @@ bench: dev ## Emulator benchmarks
 	$(UV) run python bench/bench_emulator.py
 
 clean: ## Remove local environments and caches
-	rm -rf .venv .tools .pytest_cache demo-project
+	rm -rf .venv .tools .pytest_cache .demo

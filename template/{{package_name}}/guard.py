@@ -88,7 +88,8 @@ def deployed_hash(app_name: str = settings.APP_NAME) -> str | None:
         check=False,
     )
     if proc.returncode != 0:
-        if "not found" in (proc.stderr + proc.stdout).lower():
+        text = (proc.stderr + proc.stdout).lower()
+        if "not found" in text or "no app with name" in text:
             return None
         last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"`modal app history {app_name} --json` failed: {last[0]}")
@@ -113,3 +114,25 @@ def check_running_code(expected: str | None) -> None:
         raise StaleDeploymentError(
             f"this deployment runs code {baked} but the spawner expected {expected}: run `make deploy`"
         )
+
+
+def main() -> int:
+    """``python -m PACKAGE.guard``: local vs deployed hash, for `make guard`."""
+    local = code_hash()
+    try:
+        deployed = deployed_hash()
+    except RuntimeError as exc:
+        print(f"error: {exc}")
+        return 2
+    print(f"local    {local}\ndeployed {deployed or '(not deployed)'}")
+    try:
+        check_deployment(local, deployed)
+    except StaleDeploymentError as exc:
+        print(f"STALE: {exc}")
+        return 1
+    print("up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -100,7 +100,11 @@ class Runner:
                     return
                 item.update(status="running", started_at=item.get("started_at") or time.time())
                 store.save()
-                result = await self._attempt(call_id, idx, fn)
+                try:
+                    result = await self._attempt(call_id, idx, fn)
+                except Exception as exc:  # the process could not even start: fail, never hang
+                    log.exception("%s: attempt could not start", call_id)
+                    result = GS(status=GS.GENERIC_STATUS_FAILURE, exception=f"could not start the function: {exc}")
             if call.get("cancelled"):
                 return
             failed = result.status != GS.GENERIC_STATUS_SUCCESS

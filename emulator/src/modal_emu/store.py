@@ -45,7 +45,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 class Store:
     def __init__(self, root: Path):
-        self.root = Path(root)
+        self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         path = self.root / "state.json"
