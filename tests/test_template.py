@@ -1,0 +1,184 @@
+"""The questions: defaults, every choice, validation, and what ends up in the files."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.flow import ROOT
+
+QUESTIONS = yaml.safe_load((ROOT / "copier.yml").read_text())
+
+
+def test_every_question_has_help_and_default():
+    for name, spec in QUESTIONS.items():
+        if name.startswith("_"):
+            continue
+        assert "default" in spec, name
+        if spec.get("when") is not False:
+            assert spec.get("help"), f"{name} has no help"
+            assert "choices" in spec or "validator" in spec or spec["type"] == "bool", f"{name} is not validated"
+
+
+def test_defaults_render_without_trust(tmp_path):
+    """The README's command, exactly: `copier copy --defaults SRC DST`, no --trust."""
+    dst = tmp_path / "p"
+    proc = subprocess.run(
+        [sys.executable, "-m", "copier", "copy", "--defaults", "--quiet", str(ROOT), str(dst)],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for name in ("modal_app.py", "spawn_jobs.py", "monitor.py", "Makefile", "pyproject.toml", "tasks.jsonl",
+                 "README.md", ".gitignore", ".copier-answers.yml", ".pre-commit-config.yaml",
+                 ".github/workflows/ci.yml", "modal_jobs/guard.py", "modal_jobs/ledger.py", "modal_jobs/tasks.py"):
+        assert (dst / name).is_file(), name
+    answers = yaml.safe_load((dst / ".copier-answers.yml").read_text())
+    assert answers["app_name"] == "modal-jobs" and answers["_src_path"]
+
+
+BAD_ANSWERS = [
+    ({"timeout_seconds": 0}, "timeout_seconds", "between 1 and 86400"),
+    ({"timeout_seconds": 100000}, "timeout_seconds", "between 1 and 86400"),
+    ({"gpu": "H9000"}, "gpu", "H9000"),
+    ({"gpu_count": 9}, "gpu_count", "between 1 and 8"),
+    ({"gpu_count": 0}, "gpu_count", "between 1 and 8"),
+    ({"retries": 11}, "retries", "between 0 and 10"),
+    ({"app_name": "my app"}, "app_name", "lowercase"),
+    ({"app_name": "app;rm -rf"}, "app_name", "lowercase"),
+    ({"app_name": "$(whoami)"}, "app_name", "lowercase"),
+    ({"app_name": "MyApp"}, "app_name", "lowercase"),
+    ({"app_name": "-app"}, "app_name", "lowercase"),
+    ({"function_name": "1job"}, "function_name", "identifier"),
+    ({"function_name": "class"}, "function_name", "identifier"),
+    ({"function_name": "app"}, "function_name", "identifier"),
+    ({"project_name": "x; rm"}, "project_name", "letters"),
+    ({"gpu_fallbacks": ["H9000"]}, "gpu_fallbacks", "unknown GPU"),
+    ({"gpu_fallbacks": "H100"}, "gpu_fallbacks", "must be a list"),
+    ({"gpu": "H100", "gpu_fallbacks": ["H100"]}, "gpu_fallbacks", "leave out the primary"),
+    ({"gpu_fallbacks": ["L4", "L4"], "gpu": "H100"}, "gpu_fallbacks", "once"),
+    ({"volume_name": "a b"}, "volume_name", "letters"),
+    ({"secrets": ["ok", "bad name"]}, "secrets", "not a valid secret name"),
+    ({"secrets": "wandb"}, "secrets", "must be a list"),
+    ({"python_version": "2.7"}, "python_version", "2.7"),
+    ({"workload": "tensorflow"}, "workload", "tensorflow"),
+    ({"emulator_source": "/x; rm -rf /"}, "emulator_source", "only letters"),
+]
+
+
+@pytest.mark.parametrize(("answers", "question", "message"), BAD_ANSWERS, ids=lambda v: str(v)[:40])
+def test_bad_answers_are_rejected_naming_the_question(tmp_path, answers, question, message):
+    from copier import run_copy
+
+    dst = tmp_path / "p"
+    with pytest.raises(ValueError) as info:
+        run_copy(str(ROOT), dst, data=answers, defaults=True, quiet=True, vcs_ref="HEAD")
+    text = str(info.value)
+    assert f"'{question}'" in text and message in text, text
+    assert "\n" not in text.strip(), "the message should be one line"
+    assert not (dst / "modal_app.py").exists(), "nothing is rendered for bad answers"
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        ({"gpu": "none"}, None),
+        ({"gpu": "T4"}, 'gpu="T4",'),
+        ({"gpu": "H100", "gpu_count": 2}, 'gpu="H100:2",'),
+        ({"gpu": "A100-80GB", "gpu_count": 8}, 'gpu="A100-80GB:8",'),
+        ({"gpu": "H100", "gpu_fallbacks": ["A100-80GB", "L40S"]}, 'gpu=["H100", "A100-80GB", "L40S"],'),
+        ({"gpu": "H200", "gpu_count": 4, "gpu_fallbacks": ["H100"]}, 'gpu=["H200:4", "H100:4"],'),
+    ],
+)
+def test_gpu_is_rendered_as_modal_accepts_it(render, answers, expected):
+    app = (render(**answers) / "modal_app.py").read_text()
+    if expected is None:
+        assert "gpu=" not in app
+    else:
+        assert expected in app
+
+
+def test_conditional_parts(render):
+    plain = render(use_volume=False, secrets=[], workload="minimal")
+    app = (plain / "modal_app.py").read_text()
+    assert "modal.Volume" not in app and "secrets=" not in app and "volume.commit" not in app
+    assert "VOLUME_NAME" not in (plain / "modal_jobs" / "settings.py").read_text()
+
+    full = render(use_volume=True, volume_name="ckpts", secrets=["wandb", "hf-token"], workload="pytorch")
+    app = (full / "modal_app.py").read_text()
+    assert 'modal.Secret.from_name("wandb"), modal.Secret.from_name("hf-token")' in app
+    assert 'VOLUME_NAME = "ckpts"' in (full / "modal_jobs" / "settings.py").read_text()
+    assert "import torch" in (full / "modal_jobs" / "workload.py").read_text()
+    assert '"torch>=2.4"' in (full / "pyproject.toml").read_text()
+    assert '"torch' not in (plain / "pyproject.toml").read_text()
+
+
+def test_names_flow_through(render):
+    dst = render(project_name="Protein Folding 2", app_name="fold-2", function_name="fold")
+    assert (dst / "protein_folding_2" / "guard.py").is_file()
+    assert 'APP_NAME = "fold-2"' in (dst / "protein_folding_2" / "settings.py").read_text()
+    assert "def fold(task: dict" in (dst / "modal_app.py").read_text()
+    assert "from protein_folding_2 import" in (dst / "spawn_jobs.py").read_text()
+
+
+def test_emulator_source_defaults_to_the_template_checkout(render):
+    makefile = (render() / "Makefile").read_text()
+    assert f"EMULATOR ?= {ROOT / 'emulator'}" in makefile
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("git+https://github.com/acme/copier-modal-jobs@v1#subdirectory=emulator",
+         "EMULATOR ?= modal-emu @ git+https://github.com/acme/copier-modal-jobs@v1#subdirectory=emulator"),
+        ("/opt/copier-modal-jobs/emulator", "EMULATOR ?= /opt/copier-modal-jobs/emulator"),
+    ],
+)
+def test_emulator_source_override(render, source, expected):
+    assert expected in (render(emulator_source=source) / "Makefile").read_text()
+
+
+WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
+def _windows_problem(name: str) -> str | None:
+    if re.search(r'[<>:"|?*\\\x00-\x1f]', name):
+        return "forbidden character"
+    if name.endswith((" ", ".")):
+        return "trailing dot or space"
+    if name.split(".")[0].upper() in WINDOWS_RESERVED:
+        return "reserved device name"
+    return None
+
+
+def test_file_names_are_safe_on_windows(render):
+    template_names = [p.relative_to(ROOT / "template") for p in (ROOT / "template").rglob("*")]
+    # Jinja expressions in template file names are rendered away; check what remains, and the output.
+    for rel in template_names:
+        for part in rel.parts:
+            stripped = re.sub(r"\{\{.*?\}\}", "x", part)
+            assert _windows_problem(stripped) is None, f"template/{rel}: {_windows_problem(stripped)}"
+    rendered = render(project_name="Win Proj")
+    for path in rendered.rglob("*"):
+        assert _windows_problem(path.name) is None, f"{path}: {_windows_problem(path.name)}"
+    lowered = [str(p.relative_to(rendered)).lower() for p in rendered.rglob("*")]
+    assert len(lowered) == len(set(lowered)), "two files differ only by case"
+
+
+def test_template_modal_pin_is_supported_by_the_emulator():
+    """The generated project pins a modal range that the emulator serves."""
+    import tomllib
+
+    emulator = tomllib.loads((ROOT / "emulator" / "pyproject.toml").read_text())
+    template = (ROOT / "template" / "pyproject.toml.jinja").read_text()
+    pin = next(d for d in emulator["project"]["dependencies"] if d.startswith("modal"))
+    assert f'"{pin}"' in template
+    dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["dev"]
+    tested = next(d for d in dev if d.startswith("modal=="))
+    from packaging.specifiers import SpecifierSet
+
+    assert tested.split("==")[1] in SpecifierSet(pin.removeprefix("modal"))
