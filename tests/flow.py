@@ -11,7 +11,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,7 +70,12 @@ class Project:
         cmd = ["make", "spawn", "LOCAL=1"] + ([f"ARGS={extra}"] if extra else [])
         before = len(self.ledger_rows())
         proc = subprocess.Popen(
-            cmd, cwd=self.path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cmd,
+            cwd=self.path,
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
         )
         output = []

@@ -16,16 +16,31 @@ MATRIX = {
     "defaults": {},
     "cpu-no-volume": {
         "project_name": "A Project Name That Is Long Enough To Push Lines Past The Limit",
-        "gpu": "none", "use_volume": False, "python_version": "3.13", "retries": 0,
-        "timeout_seconds": 86400, "function_name": "process_shard",
+        "gpu": "none",
+        "use_volume": False,
+        "python_version": "3.13",
+        "retries": 0,
+        "timeout_seconds": 86400,
+        "function_name": "process_shard",
     },
     "pytorch-multi-gpu": {
-        "project_name": "Torch Trainer", "workload": "pytorch", "gpu": "H100", "gpu_count": 2,
-        "gpu_fallbacks": ["A100-80GB", "L40S"], "secrets": ["wandb"], "python_version": "3.10",
+        "project_name": "Torch Trainer",
+        "workload": "pytorch",
+        "gpu": "H100",
+        "gpu_count": 2,
+        "gpu_fallbacks": ["A100-80GB", "L40S"],
+        "secrets": ["wandb"],
+        "python_version": "3.10",
     },
     "a10-secrets": {
-        "project_name": "Batch Infer", "gpu": "A10", "gpu_count": 8, "python_version": "3.12",
-        "volume_name": "infer.cache", "secrets": ["hf", "s3-creds"], "retries": 10, "timeout_seconds": 1,
+        "project_name": "Batch Infer",
+        "gpu": "A10",
+        "gpu_count": 8,
+        "python_version": "3.12",
+        "volume_name": "infer.cache",
+        "secrets": ["hf", "s3-creds"],
+        "retries": 10,
+        "timeout_seconds": 1,
     },
 }
 
@@ -34,8 +49,9 @@ MATRIX = {
 def test_generated_project_passes_its_own_lint_and_tests(render, name):
     project = render(**MATRIX[name])
     for target in ("setup", "lint", "test"):
-        proc = subprocess.run(["make", target], cwd=project, env=clean_env(), capture_output=True, text=True,
-                              check=False, timeout=300)
+        proc = subprocess.run(
+            ["make", target], cwd=project, env=clean_env(), capture_output=True, text=True, check=False, timeout=300
+        )
         assert proc.returncode == 0, f"make {target} failed in {name}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     assert " passed" in proc.stdout
 
@@ -69,8 +85,7 @@ def test_every_gpu_choice_reaches_modal(render):
         if gpu != "none":
             answers["gpu_count"] = count
         projects[str(render(**answers))] = (gpu, count, answers)
-    proc = subprocess.run([sys.executable, "-c", READ_SETTINGS, *projects], capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run([sys.executable, "-c", READ_SETTINGS, *projects], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout)
     for path, (gpu, count, answers) in projects.items():

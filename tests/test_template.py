@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -30,12 +29,27 @@ def test_defaults_render_without_trust(tmp_path):
     dst = tmp_path / "p"
     proc = subprocess.run(
         [sys.executable, "-m", "copier", "copy", "--defaults", "--quiet", str(ROOT), str(dst)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    for name in ("modal_app.py", "spawn_jobs.py", "monitor.py", "Makefile", "pyproject.toml", "tasks.jsonl",
-                 "README.md", ".gitignore", ".copier-answers.yml", ".pre-commit-config.yaml",
-                 ".github/workflows/ci.yml", "modal_jobs/guard.py", "modal_jobs/ledger.py", "modal_jobs/tasks.py"):
+    for name in (
+        "modal_app.py",
+        "spawn_jobs.py",
+        "monitor.py",
+        "Makefile",
+        "pyproject.toml",
+        "tasks.jsonl",
+        "README.md",
+        ".gitignore",
+        ".copier-answers.yml",
+        ".pre-commit-config.yaml",
+        ".github/workflows/ci.yml",
+        "modal_jobs/guard.py",
+        "modal_jobs/ledger.py",
+        "modal_jobs/tasks.py",
+    ):
         assert (dst / name).is_file(), name
     answers = yaml.safe_load((dst / ".copier-answers.yml").read_text())
     assert answers["app_name"] == "modal-jobs" and answers["_src_path"]
@@ -133,8 +147,10 @@ def test_emulator_source_defaults_to_the_template_checkout(render):
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        ("git+https://github.com/acme/copier-modal-jobs@v1#subdirectory=emulator",
-         "EMULATOR ?= modal-emu @ git+https://github.com/acme/copier-modal-jobs@v1#subdirectory=emulator"),
+        (
+            "git+https://github.com/acme/copier-modal-jobs@v1#subdirectory=emulator",
+            "EMULATOR ?= modal-emu @ git+https://github.com/acme/copier-modal-jobs@v1#subdirectory=emulator",
+        ),
         ("/opt/copier-modal-jobs/emulator", "EMULATOR ?= /opt/copier-modal-jobs/emulator"),
     ],
 )

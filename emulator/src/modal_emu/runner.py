@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modal_proto import api_pb2
@@ -69,6 +70,12 @@ class Runner:
         await self.emu.notify_outputs()
 
     def finish_lost(self, call_id: str, idx: str) -> None:
+        pid = self.emu.store["calls"][call_id]["inputs"][idx].get("pid")
+        if pid:  # an orphan of the previous emulator process: it has no one to report to
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         reason = "lost: the local Modal emulator stopped while this input was running; spawn it again"
         self._finish(call_id, idx, GS(status=GS.GENERIC_STATUS_INTERNAL_FAILURE, exception=reason))
 
@@ -129,6 +136,7 @@ class Runner:
         item["attempts"] = item.get("attempts", 0) + 1
         out = emu.store.call_dir(call_id) / f"{idx}.attempt"
         out.unlink(missing_ok=True)
+        out.with_suffix(".started").unlink(missing_ok=True)
         workdir = fn["workdir"]
         log_path = emu.store.log_path(call_id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,21 +159,41 @@ class Runner:
                 start_new_session=True,
             )
             self._procs[(call_id, idx)] = proc
+            item["pid"] = proc.pid
+            emu.store.save()
             try:
-                await asyncio.wait_for(proc.wait(), timeout=fn["timeout_secs"] or None)
-            except TimeoutError:
-                _kill(proc)
-                await proc.wait()
+                timed_out = await self._wait(proc, out.with_suffix(".started"), fn["timeout_secs"])
+            finally:
+                self._procs.pop((call_id, idx), None)
+            if timed_out:
                 message = f"Function timed out after {fn['timeout_secs']} seconds"
                 self._log(call_id, message)
                 return GS(status=GS.GENERIC_STATUS_TIMEOUT, exception=message)
-            finally:
-                self._procs.pop((call_id, idx), None)
         if out.exists():
             return GS.FromString(out.read_bytes())
         message = f"the function's process exited with code {proc.returncode} before returning"
         self._log(call_id, message)
         return GS(status=GS.GENERIC_STATUS_FAILURE, exception=message)
+
+    async def _wait(self, proc: asyncio.subprocess.Process, started: Path, timeout: float) -> bool:
+        """Wait for the process; True if it ran past ``timeout`` and was killed.
+
+        As on Modal, the timeout counts from when the function starts executing,
+        not from process start-up (imports), which the worker marks with a file.
+        """
+        began = None
+        while proc.returncode is None:
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=0.05)
+            except TimeoutError:
+                pass
+            if began is None and started.exists():
+                began = time.monotonic()
+            if began is not None and timeout and time.monotonic() - began > timeout:
+                _kill(proc)
+                await proc.wait()
+                return True
+        return False
 
     def _env(self, fn: dict, call_id: str, idx: str) -> dict[str, str]:
         emu = self.emu

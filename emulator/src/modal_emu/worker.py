@@ -19,12 +19,13 @@ from modal_proto import api_pb2
 GS = api_pb2.GenericResult
 
 
-def run(root: str, module: str, function: str, in_path: str) -> api_pb2.GenericResult:
+def run(root: str, module: str, function: str, in_path: str, started_path: str) -> api_pb2.GenericResult:
     sys.path.insert(0, root)
     item = api_pb2.FunctionInput.FromString(open(in_path, "rb").read())
     try:
         args, kwargs = deserialize_data_format(item.args, item.data_format, None)
         fn = getattr(importlib.import_module(module), function)
+        open(started_path, "w").close()  # the timeout counts from here, as on Modal
         with warnings.catch_warnings():  # .local() warns that Volumes are not mounted: here they are mapped
             warnings.simplefilter("ignore")
             value = fn.local(*args, **kwargs) if hasattr(fn, "local") else fn(*args, **kwargs)
@@ -41,7 +42,7 @@ def run(root: str, module: str, function: str, in_path: str) -> api_pb2.GenericR
 
 def main(argv: list[str]) -> int:
     root, module, function, in_path, out_path = argv
-    result = run(root, module, function, in_path)
+    result = run(root, module, function, in_path, os.path.splitext(out_path)[0] + ".started")
     tmp = out_path + ".tmp"
     with open(tmp, "wb") as f:
         f.write(result.SerializeToString())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import time
 
 from google.protobuf import empty_pb2
@@ -234,8 +235,6 @@ async def FunctionFinishInputs(emu, request: api_pb2.FunctionFinishInputsRequest
 def _output(emu, call_id: str, idx: str, item: dict) -> api_pb2.FunctionGetOutputsItem:
     result = GS.FromString(result_path(emu, call_id, idx).read_bytes())
     if len(result.data) > MAX_OBJECT_SIZE_BYTES:
-        import hashlib
-
         blob_id = new_id("bl")
         sha = hashlib.sha256(result.data).hexdigest()
         emu.store.put_file(sha, result.data)
@@ -253,18 +252,27 @@ def _output(emu, call_id: str, idx: str, item: dict) -> api_pb2.FunctionGetOutpu
 
 
 def _collect(emu, call: dict, request: api_pb2.FunctionGetOutputsRequest):
+    """Finished outputs in the requested index range, and how many inputs are unfinished.
+
+    ``get(index=i)`` asks for [i, i]; ``.map()``-style readers pop outputs with
+    ``clear_on_success`` instead, and each output is then delivered once.
+    """
     ttl = emu.config.result_ttl_s
-    lo, hi = request.start_idx, request.end_idx
+    popping = request.clear_on_success
     outputs, unfinished = [], 0
     for idx, item in sorted(call["inputs"].items(), key=lambda kv: int(kv[0])):
         if item["status"] != "done":
             unfinished += 1
             continue
-        if (lo or hi) and not lo <= int(idx) <= hi:
+        if not popping and not request.start_idx <= int(idx) <= max(request.end_idx, request.start_idx):
+            continue
+        if popping and item.get("delivered"):
             continue
         if time.time() - item["finished_at"] > ttl:
             continue  # expired: gone, exactly as on Modal after 7 days
         outputs.append(_output(emu, call["id"], idx, item))
+        if popping:
+            item["delivered"] = True
         if request.max_values and len(outputs) >= request.max_values:
             break
     return outputs, unfinished

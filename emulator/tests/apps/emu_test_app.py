@@ -1,0 +1,80 @@
+"""The app the emulator tests deploy with the real `modal deploy`."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import modal
+
+VERSION = "v1"
+
+app = modal.App("emu-test", image=modal.Image.debian_slim().env({"EMU_TEST_ENV": "from the image"}))
+volume = modal.Volume.from_name("emu-test-vol", create_if_missing=True)
+
+
+class JobError(Exception):
+    """A custom exception type: the caller must get this type back."""
+
+
+def vol_dir() -> Path:
+    return Path(json.loads(os.environ["MODAL_EMU_VOLUMES"])["/vol"])
+
+
+@app.function(timeout=30)
+def echo(x):
+    return {"x": x, "version": VERSION, "env": os.environ.get("EMU_TEST_ENV")}
+
+
+@app.function()
+def boom(message):
+    raise JobError(message)
+
+
+@app.function(timeout=2)
+def sleepy(seconds):
+    time.sleep(seconds)
+    return VERSION
+
+
+@app.function(
+    retries=modal.Retries(max_retries=2, initial_delay=0.05, backoff_coefficient=1.0),
+    volumes={"/vol": volume},
+)
+def flaky(key, fail_times):
+    counter = vol_dir() / f"{key}.count"
+    count = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(count))
+    if count <= fail_times:
+        raise RuntimeError(f"attempt {count} fails")
+    return count
+
+
+@app.function(volumes={"/vol": volume})
+def write_file(name, text):
+    (vol_dir() / name).write_text(text)
+    volume.commit()
+    return name
+
+
+@app.function(volumes={"/vol": volume})
+def read_file(name):
+    return (vol_dir() / name).read_text()
+
+
+@app.function(timeout=60)
+def marker_after(path, seconds):
+    print(f"started, will write {path}", flush=True)
+    time.sleep(seconds)
+    Path(path).write_text("done")
+    return path
+
+
+@app.function()
+def size_of(data):
+    return len(data)
+
+
+@app.function()
+def big(n_bytes):
+    return b"y" * n_bytes
