@@ -50,6 +50,9 @@ def _pid(state_dir: Path) -> int | None:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
         return None
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+        return None  # killed, not yet reaped by its parent: as good as gone
     return pid
 
 

@@ -1,0 +1,148 @@
+"""What happens around the calls: clients that go away, two clients at once, redeploys,
+an emulator that crashes and comes back, and the --latency knob."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import grpclib.client
+import modal
+import modal.exception
+import pytest
+from conftest import APP_FILE, Emulator, free_port
+from emu_helpers import wait_for
+from google.protobuf import empty_pb2
+from modal_proto import api_grpc
+
+SPAWN_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, modal
+    f = modal.Function.from_name("emu-test", sys.argv[1])
+    calls = [f.spawn(*json.loads(a)) for a in sys.argv[2:]]
+    print(json.dumps([c.object_id for c in calls]), flush=True)
+    if sys.argv[1] == "echo":
+        print(json.dumps([modal.FunctionCall.from_id(c.object_id).get(timeout=60) for c in calls]), flush=True)
+    """
+)
+
+
+def spawner(emulator, function: str, *args) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", SPAWN_SCRIPT, function, *[json.dumps(a) for a in args]],
+        env=emulator.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+
+
+def test_work_keeps_running_after_the_spawning_client_is_killed(emulator, tmp_path):
+    marker = tmp_path / "survived"
+    proc = spawner(emulator, "marker_after", [str(marker), 1.5])
+    call_ids = json.loads(proc.stdout.readline())
+    os.killpg(proc.pid, signal.SIGKILL)  # the terminal closes
+    proc.wait()
+    assert wait_for(marker.exists, timeout=30), "the spawned work died with its client"
+    assert modal.FunctionCall.from_id(call_ids[0]).get(timeout=30) == str(marker)
+
+
+def test_two_clients_at_once(emulator):
+    procs = [spawner(emulator, "echo", *[[f"{who}-{i}"] for i in range(5)]) for who in ("a", "b")]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for who, (out, err) in zip("ab", outputs):
+        lines = out.strip().splitlines()
+        assert len(lines) == 2, err
+        assert [r["x"] for r in json.loads(lines[1])] == [f"{who}-{i}" for i in range(5)]
+
+
+def test_a_redeploy_does_not_change_calls_already_spawned(emulator, tmp_path):
+    """Spawned calls run the code deployed when they were spawned: stale stays stale."""
+    app_v2 = tmp_path / "emu_stale_app.py"
+    source = APP_FILE.read_text().replace('App("emu-test"', 'App("emu-stale"')
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v1" / app_v2.name).write_text(source)
+    emulator.modal("deploy", app_v2.name, "--tag", "one", cwd=tmp_path / "v1")
+    old = modal.Function.from_name("emu-stale", "sleepy").spawn(1.0)
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / app_v2.name).write_text(source.replace('VERSION = "v1"', 'VERSION = "v2"'))
+    emulator.modal("deploy", app_v2.name, "--tag", "two", cwd=tmp_path / "v2")
+    new = modal.Function.from_name("emu-stale", "sleepy").spawn(0.1)
+    assert old.get(timeout=30) == "v1"
+    assert new.get(timeout=30) == "v2"
+    history = json.loads(emulator.modal("app", "history", "emu-stale", "--json").stdout)
+    assert [h["tag"] for h in history] == ["two", "one"]
+
+
+def test_restart_after_a_crash(tmp_path):
+    """Finished calls keep their results; calls that were running are reported lost, never hang."""
+    emu = Emulator(tmp_path / "state", free_port())
+    emu.start()
+    try:
+        emu.modal("deploy", APP_FILE.name)
+        script = textwrap.dedent(
+            """
+            import json, modal
+            done = modal.Function.from_name("emu-test", "echo").spawn("kept")
+            done.get(timeout=60)
+            running = modal.Function.from_name("emu-test", "marker_after").spawn("/nonexistent/x", 30)
+            print(json.dumps([done.object_id, running.object_id]))
+            """
+        )
+        proc = subprocess.run([sys.executable, "-c", script], env=emu.env(), capture_output=True, text=True,
+                              check=True, timeout=120)
+        done_id, running_id = json.loads(proc.stdout)
+        log = emu.state_dir / "logs" / f"{running_id}.log"
+        assert wait_for(lambda: log.exists() and "started" in log.read_text(), timeout=30)
+        os.kill(emu.pid(), signal.SIGKILL)  # crash: no clean shutdown
+        time.sleep(0.3)
+        emu.start()
+        check = textwrap.dedent(
+            f"""
+            import modal, modal.exception
+            assert modal.FunctionCall.from_id("{done_id}").get(timeout=10) == {{"x": "kept", "version": "v1",
+                                                                              "env": "from the image"}}
+            try:
+                modal.FunctionCall.from_id("{running_id}").get(timeout=10)
+            except modal.exception.InternalFailure as exc:
+                print("lost:", exc)
+            """
+        )
+        out = subprocess.run([sys.executable, "-c", check], env=emu.env(), capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "lost: lost: the local Modal emulator stopped" in out.stdout
+    finally:
+        emu.stop()
+
+
+@pytest.mark.parametrize("latency_ms", [300])
+def test_latency_is_added_to_every_rpc(tmp_path, latency_ms):
+    emu = Emulator(tmp_path / "state", free_port(), "--latency", str(latency_ms))
+    emu.start()
+    try:
+        import asyncio
+
+        async def hello() -> float:
+            channel = grpclib.client.Channel("127.0.0.1", emu.port)
+            stub = api_grpc.ModalClientStub(channel)
+            started = time.monotonic()
+            await stub.ClientHello(empty_pb2.Empty())
+            channel.close()
+            return time.monotonic() - started
+
+        assert asyncio.run(hello()) >= latency_ms / 1000
+    finally:
+        emu.stop()
+
+
+def test_binds_loopback_only(emulator):
+    assert emulator.url.startswith("http://127.0.0.1:")
+    assert (emulator.state_dir / "url").read_text().startswith("http://127.0.0.1:")
+
+
+def test_spawn_onto_an_unknown_call_id(emulator):
+    with pytest.raises(modal.exception.NotFoundError):
+        modal.FunctionCall.from_id("fc-doesnotexist").get(timeout=0)
