@@ -112,3 +112,8 @@ def test_logs_of_a_call_are_kept(emulator, tmp_path):
     call.get(timeout=30)
     log = (emulator.state_dir / "logs" / f"{call.object_id}.log").read_text()
     assert f"started, will write {tmp_path / 'm'}" in log
+    other = fn("echo").spawn("quiet")
+    other.get(timeout=30)
+    shown = emulator.modal("app", "logs", "emu-test", "--function-call", call.object_id).stdout
+    assert f"started, will write {tmp_path / 'm'}" in shown
+    assert other.object_id not in shown and "quiet" not in shown

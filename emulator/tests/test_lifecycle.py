@@ -35,7 +35,11 @@ SPAWN_SCRIPT = textwrap.dedent(
 def spawner(emulator, function: str, *args) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", SPAWN_SCRIPT, function, *[json.dumps(a) for a in args]],
-        env=emulator.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=emulator.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -52,7 +56,7 @@ def test_work_keeps_running_after_the_spawning_client_is_killed(emulator, tmp_pa
 def test_two_clients_at_once(emulator):
     procs = [spawner(emulator, "echo", *[[f"{who}-{i}"] for i in range(5)]) for who in ("a", "b")]
     outputs = [p.communicate(timeout=120) for p in procs]
-    for who, (out, err) in zip("ab", outputs):
+    for who, (out, err) in zip("ab", outputs, strict=True):
         lines = out.strip().splitlines()
         assert len(lines) == 2, err
         assert [r["x"] for r in json.loads(lines[1])] == [f"{who}-{i}" for i in range(5)]
@@ -91,8 +95,9 @@ def test_restart_after_a_crash(tmp_path):
             print(json.dumps([done.object_id, running.object_id]))
             """
         )
-        proc = subprocess.run([sys.executable, "-c", script], env=emu.env(), capture_output=True, text=True,
-                              check=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-c", script], env=emu.env(), capture_output=True, text=True, check=True, timeout=120
+        )
         done_id, running_id = json.loads(proc.stdout)
         log = emu.state_dir / "logs" / f"{running_id}.log"
         assert wait_for(lambda: log.exists() and "started" in log.read_text(), timeout=30)
@@ -110,8 +115,7 @@ def test_restart_after_a_crash(tmp_path):
                 print("lost:", exc)
             """
         )
-        out = subprocess.run([sys.executable, "-c", check], env=emu.env(), capture_output=True, text=True,
-                             timeout=120)
+        out = subprocess.run([sys.executable, "-c", check], env=emu.env(), capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert "lost: lost: the local Modal emulator stopped" in out.stdout
     finally:

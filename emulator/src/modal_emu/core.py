@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from .logs import Logs
 from .runner import Runner
 from .store import Store
 
@@ -31,6 +32,7 @@ class Emulator:
     def __init__(self, config: Config):
         self.config = config
         self.store = Store(config.state_dir)
+        self.logs = Logs(self.store)
         self.blob_url = ""  # set once the blob HTTP server is listening
         self.server_url = ""
         self.outputs_changed = asyncio.Condition()

@@ -138,37 +138,39 @@ class Runner:
         out.unlink(missing_ok=True)
         out.with_suffix(".started").unlink(missing_ok=True)
         workdir = fn["workdir"]
-        log_path = emu.store.log_path(call_id)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log(call_id, f"attempt {item['attempts']} of input {idx} started")
-        with open(log_path, "ab") as log_file:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "modal_emu.worker",
-                workdir,
-                fn["module_name"],
-                fn["function_name"],
-                str(input_path(emu, call_id, idx)),
-                str(out),
-                cwd=workdir,
-                env=self._env(fn, call_id, idx),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
-                start_new_session=True,
-            )
-            self._procs[(call_id, idx)] = proc
-            item["pid"] = proc.pid
-            emu.store.save()
-            try:
-                timed_out = await self._wait(proc, out.with_suffix(".started"), fn["timeout_secs"])
-            finally:
-                self._procs.pop((call_id, idx), None)
-            if timed_out:
-                message = f"Function timed out after {fn['timeout_secs']} seconds"
-                self._log(call_id, message)
-                return GS(status=GS.GENERIC_STATUS_TIMEOUT, exception=message)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "modal_emu.worker",
+            workdir,
+            fn["module_name"],
+            fn["function_name"],
+            str(input_path(emu, call_id, idx)),
+            str(out),
+            cwd=workdir,
+            env=self._env(fn, call_id, idx),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        self._procs[(call_id, idx)] = proc
+        item["pid"] = proc.pid
+        emu.store.save()
+        pumps = [
+            asyncio.ensure_future(self._pump(proc.stdout, call_id, idx, api_pb2.FILE_DESCRIPTOR_STDOUT)),
+            asyncio.ensure_future(self._pump(proc.stderr, call_id, idx, api_pb2.FILE_DESCRIPTOR_STDERR)),
+        ]
+        try:
+            timed_out = await self._wait(proc, out.with_suffix(".started"), fn["timeout_secs"])
+        finally:
+            self._procs.pop((call_id, idx), None)
+            await asyncio.gather(*pumps, return_exceptions=True)
+        if timed_out:
+            message = f"Function timed out after {fn['timeout_secs']} seconds"
+            self._log(call_id, message)
+            return GS(status=GS.GENERIC_STATUS_TIMEOUT, exception=message)
         if out.exists():
             return GS.FromString(out.read_bytes())
         message = f"the function's process exited with code {proc.returncode} before returning"
@@ -216,11 +218,15 @@ class Runner:
         )
         return env
 
+    async def _pump(self, stream: asyncio.StreamReader | None, call_id: str, idx: str, fd: int) -> None:
+        """Copy a process's output, line by line, into the call's logs."""
+        assert stream is not None
+        async for line in stream:
+            self.emu.logs.append(self.emu.store["calls"][call_id], idx, fd, line.decode(errors="replace"))
+
     def _log(self, call_id: str, message: str) -> None:
-        path = self.emu.store.log_path(call_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(f"[modal-emu] {message}\n")
+        call = self.emu.store["calls"][call_id]
+        self.emu.logs.append(call, None, api_pb2.FILE_DESCRIPTOR_INFO, f"[modal-emu] {message}\n")
         log.info("%s: %s", call_id, message)
 
 

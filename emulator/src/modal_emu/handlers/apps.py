@@ -204,3 +204,60 @@ async def AppClientDisconnect(emu, request: api_pb2.AppClientDisconnectRequest) 
 @rpc
 async def AppHeartbeat(emu, request: api_pb2.AppHeartbeatRequest) -> empty_pb2.Empty:
     return empty_pb2.Empty()
+
+
+def _seconds(ts) -> float:
+    return ts.seconds + ts.nanos / 1e9
+
+
+def _log_entries(emu, request):
+    until = _seconds(request.until) if request.HasField("until") else now() + 1
+    return emu.logs.entries(
+        request.app_id,
+        _seconds(request.since),
+        until,
+        function_id=request.function_id,
+        function_call_id=request.function_call_id,
+        source=request.source,
+        search=request.search_text,
+    )
+
+
+@rpc
+async def AppCountLogs(emu, request: api_pb2.AppCountLogsRequest) -> api_pb2.AppCountLogsResponse:
+    _app(emu, request.app_id)
+    since, size = _seconds(request.since), max(request.bucket_secs, 1)
+    counts: dict[int, list[int]] = {}
+    for entry in _log_entries(emu, request):
+        bucket = counts.setdefault(int((entry["ts"] - since) // size), [0, 0, 0])
+        fd = entry["fd"]
+        bucket[0 if fd == api_pb2.FILE_DESCRIPTOR_STDOUT else 1 if fd == api_pb2.FILE_DESCRIPTOR_STDERR else 2] += 1
+    response = api_pb2.AppCountLogsResponse()
+    for index, (out, err, system) in sorted(counts.items()):
+        bucket = response.buckets.add(stdout_logs=out, stderr_logs=err, system_logs=system)
+        bucket.bucket_start_at.FromNanoseconds(int((since + index * size) * 1e9))
+    return response
+
+
+@rpc
+async def AppFetchLogs(emu, request: api_pb2.AppFetchLogsRequest) -> api_pb2.AppFetchLogsResponse:
+    _app(emu, request.app_id)
+    response = api_pb2.AppFetchLogsResponse()
+    for n, entry in enumerate(_log_entries(emu, request)):
+        if request.limit and n >= request.limit:
+            break
+        batch = response.batches.add(
+            task_id=f"ta-{entry['function_call_id'][3:]}",
+            function_id=entry["function_id"],
+            input_id=entry["input_id"],
+            entry_id=str(n),
+        )
+        item = batch.items.add(
+            data=entry["data"],
+            file_descriptor=entry["fd"],
+            function_call_id=entry["function_call_id"],
+            input_id=entry["input_id"],
+            timestamp=entry["ts"],
+        )
+        item.timestamp_ns = int(entry["ts"] * 1e9)
+    return response
