@@ -37,5 +37,8 @@ lint: dev ## Lint the template repo
 bench: dev ## Emulator benchmarks
 	$(UV) run python bench/bench_emulator.py
 
+docs: dev ## Build the documentation site into site/
+	$(UV) run mkdocs build --strict --quiet
+
 clean: ## Remove local environments and caches
-	rm -rf .venv .tools .pytest_cache .demo
+	rm -rf .venv .tools .pytest_cache .demo site

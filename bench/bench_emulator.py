@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -66,14 +64,33 @@ def measure(latency_ms: float, repeat: int, tasks: int, concurrency: int) -> dic
         "MODAL_TOKEN_SECRET": "bench",
         "MODAL_CONFIG_PATH": str(state / "modal.toml"),
     }
-    serve = [sys.executable, "-m", "modal_emu", "serve", "--detach", "--state-dir", str(state), "--port", str(port),
-             "--latency", str(latency_ms), "--concurrency", str(concurrency)]
+    serve = [
+        sys.executable,
+        "-m",
+        "modal_emu",
+        "serve",
+        "--detach",
+        "--state-dir",
+        str(state),
+        "--port",
+        str(port),
+        "--latency",
+        str(latency_ms),
+        "--concurrency",
+        str(concurrency),
+    ]
     subprocess.run(serve, check=True, capture_output=True)
     try:
-        subprocess.run([sys.executable, "-m", "modal", "deploy", "trivial_app.py"], cwd=HERE, env=env, check=True,
-                       capture_output=True)
-        out = subprocess.run([sys.executable, "-c", CLIENT, str(repeat), str(tasks)], env=env, check=True,
-                             capture_output=True, text=True)
+        subprocess.run(
+            [sys.executable, "-m", "modal", "deploy", "trivial_app.py"],
+            cwd=HERE,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", CLIENT, str(repeat), str(tasks)], env=env, check=True, capture_output=True, text=True
+        )
         return json.loads(out.stdout)
     finally:
         subprocess.run([sys.executable, "-m", "modal_emu", "stop", "--state-dir", str(state)], capture_output=True)
@@ -91,20 +108,30 @@ def main() -> int:
     for latency in (0.0, args.latency):
         rows[latency] = measure(latency, args.repeat, args.tasks, args.concurrency)
 
-    print(f"modal-emu benchmark: {args.tasks} trivial tasks, concurrency {args.concurrency}, "
-          f"{os.cpu_count()} CPUs, median of {args.repeat} single calls")
-    print(f"{'latency/RPC':>12} {'spawn->result':>14} {'spawn x' + str(args.tasks):>12} "
-          f"{str(args.tasks) + ' tasks':>12} {'per task':>10} {'1 call / per task':>18}")
+    print(
+        f"modal-emu benchmark: {args.tasks} trivial tasks, concurrency {args.concurrency}, "
+        f"{os.cpu_count()} CPUs, median of {args.repeat} single calls"
+    )
+    print(
+        f"{'latency/RPC':>12} {'spawn->result':>14} {'spawn x' + str(args.tasks):>12} "
+        f"{str(args.tasks) + ' tasks':>12} {'per task':>10} {'1 call / per task':>18}"
+    )
     for latency, r in rows.items():
         per_task = r["total"] / args.tasks
-        print(f"{latency:>10.0f}ms {r['single']:>13.3f}s {r['spawn']:>11.3f}s {r['total']:>11.2f}s "
-              f"{per_task:>9.3f}s {r['single'] / per_task:>17.1f}x")
+        print(
+            f"{latency:>10.0f}ms {r['single']:>13.3f}s {r['spawn']:>11.3f}s {r['total']:>11.2f}s "
+            f"{per_task:>9.3f}s {r['single'] / per_task:>17.1f}x"
+        )
     base, slow = rows[0.0], rows[args.latency]
-    print(f"ratio, {args.latency:.0f} ms vs 0 ms: spawn->result {slow['single'] / base['single']:.2f}x, "
-          f"spawning {args.tasks} {slow['spawn'] / base['spawn']:.2f}x, all {args.tasks} tasks "
-          f"{slow['total'] / base['total']:.2f}x")
-    print(f"overlap: {args.tasks} tasks take {base['total'] / base['single']:.1f}x one call "
-          f"(serial would be {args.tasks}x)")
+    print(
+        f"ratio, {args.latency:.0f} ms vs 0 ms: spawn->result {slow['single'] / base['single']:.2f}x, "
+        f"spawning {args.tasks} {slow['spawn'] / base['spawn']:.2f}x, all {args.tasks} tasks "
+        f"{slow['total'] / base['total']:.2f}x"
+    )
+    print(
+        f"overlap: {args.tasks} tasks take {base['total'] / base['single']:.1f}x one call "
+        f"(serial would be {args.tasks}x)"
+    )
     return 0
 
 
