@@ -7,6 +7,8 @@ MAKEFLAGS += --no-print-directory
 # uv comes from PATH, or is installed into .tools/ with the machine's python3 (no root needed).
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export UV
+# Use the system certificate store (corporate proxies, custom CAs), as pip does here.
+export UV_NATIVE_TLS ?= 1
 
 .PHONY: help dev demo test lint bench docs clean
 

@@ -117,3 +117,14 @@ def test_logs_of_a_call_are_kept(emulator, tmp_path):
     shown = emulator.modal("app", "logs", "emu-test", "--function-call", call.object_id).stdout
     assert f"started, will write {tmp_path / 'm'}" in shown
     assert other.object_id not in shown and "quiet" not in shown
+
+
+def test_containers_stay_warm_between_inputs(emulator):
+    """Like Modal, a container runs inputs one after another instead of starting per input."""
+    first = fn("whoami").spawn().get(timeout=30)
+    second = fn("whoami").spawn().get(timeout=30)
+    assert first == second
+    # ...while a crashed or timed-out container is replaced by a fresh one
+    with pytest.raises(modal.exception.FunctionTimeoutError):
+        fn("sleepy").spawn(30).get(timeout=30)
+    assert fn("sleepy").spawn(0).get(timeout=30) == "v1"

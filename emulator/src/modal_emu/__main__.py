@@ -75,6 +75,7 @@ def serve(args: argparse.Namespace) -> int:
         latency_ms=args.latency,
         concurrency=args.concurrency,
         result_ttl_s=args.result_ttl,
+        container_idle_s=args.scaledown_window,
     )
     asyncio.run(run_forever(config, on_ready=lambda url: _print_env(url, state_dir)))
     return 0
@@ -102,6 +103,8 @@ def _detach(args: argparse.Namespace, state_dir: Path) -> int:
         str(args.concurrency),
         "--result-ttl",
         str(args.result_ttl),
+        "--scaledown-window",
+        str(args.scaledown_window),
     ]
     with open(state_dir / "server.log", "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -155,6 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--concurrency", type=int, default=8, help="inputs running at once")
     p_serve.add_argument(
         "--result-ttl", type=float, default=7 * 24 * 3600, metavar="S", help="seconds a result is kept (Modal: 7 days)"
+    )
+    p_serve.add_argument(
+        "--scaledown-window",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds an idle container stays warm for the next input (Modal's scaledown_window)",
     )
     p_serve.add_argument("--detach", action="store_true", help="start in the background and return when ready")
     p_serve.add_argument("--verbose", action="store_true", help="log every RPC")

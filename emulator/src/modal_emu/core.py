@@ -25,6 +25,7 @@ class Config:
     latency_ms: float = 0.0
     concurrency: int = 8
     result_ttl_s: float = SEVEN_DAYS
+    container_idle_s: float = 60.0
     environment: str = "main"
 
 

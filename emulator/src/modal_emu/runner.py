@@ -38,11 +38,30 @@ def input_path(emu: Emulator, call_id: str, idx: str):
     return emu.store.call_dir(call_id) / f"{idx}.in"
 
 
+class Container:
+    """A worker process of one function version; like a Modal container it runs
+    inputs one after another and stays warm for a while between them."""
+
+    def __init__(self, key: tuple[str, str], proc: asyncio.subprocess.Process):
+        self.key = key
+        self.proc = proc
+        self.current: tuple[str, str] | None = None
+        self.idle_since: float | None = None
+        self.pumps: list[asyncio.Future] = []
+
+    async def close(self) -> None:
+        _kill(self.proc)
+        await self.proc.wait()
+        await asyncio.gather(*self.pumps, return_exceptions=True)
+
+
 class Runner:
     def __init__(self, emu: Emulator):
         self.emu = emu
         self._slots: asyncio.Semaphore | None = None
         self._procs: dict[tuple[str, str], asyncio.subprocess.Process] = {}
+        self._idle: dict[tuple[str, str], list[Container]] = {}
+        self._containers: set[Container] = set()
         self._tasks: set[asyncio.Task] = set()
 
     @property
@@ -80,10 +99,10 @@ class Runner:
         self._finish(call_id, idx, GS(status=GS.GENERIC_STATUS_INTERNAL_FAILURE, exception=reason))
 
     async def shutdown(self) -> None:
-        for proc in list(self._procs.values()):
-            _kill(proc)
         for task in list(self._tasks):
             task.cancel()
+        for container in list(self._containers):
+            await container.close()
 
     # --------------------------------------------------------------- private
     def _finish(self, call_id: str, idx: str, result: api_pb2.GenericResult) -> None:
@@ -135,69 +154,112 @@ class Runner:
         item = emu.store["calls"][call_id]["inputs"][idx]
         item["attempts"] = item.get("attempts", 0) + 1
         out = emu.store.call_dir(call_id) / f"{idx}.attempt"
+        started = out.with_suffix(".started")
         out.unlink(missing_ok=True)
-        out.with_suffix(".started").unlink(missing_ok=True)
-        workdir = fn["workdir"]
-        self._log(call_id, f"attempt {item['attempts']} of input {idx} started")
+        started.unlink(missing_ok=True)
+        container = await self._container(fn)
+        container.current = (call_id, idx)
+        self._log(call_id, f"attempt {item['attempts']} of input {idx} started in container {container.proc.pid}")
+        self._procs[(call_id, idx)] = container.proc
+        item["pid"] = container.proc.pid
+        emu.store.save()
+        command = {
+            "in": str(input_path(emu, call_id, idx)),
+            "out": str(out),
+            "started": str(started),
+            "env": {"MODAL_EMU_FUNCTION_CALL_ID": call_id, "MODAL_EMU_INPUT_ID": item["input_id"]},
+        }
+        try:
+            container.proc.stdin.write((json.dumps(command) + "\n").encode())
+            await container.proc.stdin.drain()
+            outcome = await self._wait(container.proc, out, started, fn["timeout_secs"])
+        finally:
+            self._procs.pop((call_id, idx), None)
+            container.current = None
+        if outcome == "done":
+            if self.emu.config.container_idle_s > 0:
+                self._release(container)
+            else:  # no warm containers: one process per input
+                await container.close()
+            return GS.FromString(out.read_bytes())
+        await container.close()
+        if outcome == "timeout":
+            message = f"Function timed out after {fn['timeout_secs']} seconds"
+            self._log(call_id, message)
+            return GS(status=GS.GENERIC_STATUS_TIMEOUT, exception=message)
+        message = f"the function's container exited with code {container.proc.returncode} before returning"
+        self._log(call_id, message)
+        return GS(status=GS.GENERIC_STATUS_FAILURE, exception=message)
+
+    async def _container(self, fn: dict) -> Container:
+        """A warm container of this function version if one is idle, else a new one."""
+        key = (fn["id"], fn["workdir"])
+        idle = self._idle.get(key, [])
+        while idle:
+            container = idle.pop()
+            container.idle_since = None
+            if container.proc.returncode is None:
+                return container
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "modal_emu.worker",
-            workdir,
+            fn["workdir"],
             fn["module_name"],
             fn["function_name"],
-            str(input_path(emu, call_id, idx)),
-            str(out),
-            cwd=workdir,
-            env=self._env(fn, call_id, idx),
-            stdin=asyncio.subprocess.DEVNULL,
+            cwd=fn["workdir"],
+            env=self._env(fn),
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
         )
-        self._procs[(call_id, idx)] = proc
-        item["pid"] = proc.pid
-        emu.store.save()
-        pumps = [
-            asyncio.ensure_future(self._pump(proc.stdout, call_id, idx, api_pb2.FILE_DESCRIPTOR_STDOUT)),
-            asyncio.ensure_future(self._pump(proc.stderr, call_id, idx, api_pb2.FILE_DESCRIPTOR_STDERR)),
+        container = Container(key, proc)
+        container.pumps = [
+            asyncio.ensure_future(self._pump(proc.stdout, container, api_pb2.FILE_DESCRIPTOR_STDOUT)),
+            asyncio.ensure_future(self._pump(proc.stderr, container, api_pb2.FILE_DESCRIPTOR_STDERR)),
         ]
-        try:
-            timed_out = await self._wait(proc, out.with_suffix(".started"), fn["timeout_secs"])
-        finally:
-            self._procs.pop((call_id, idx), None)
-            await asyncio.gather(*pumps, return_exceptions=True)
-        if timed_out:
-            message = f"Function timed out after {fn['timeout_secs']} seconds"
-            self._log(call_id, message)
-            return GS(status=GS.GENERIC_STATUS_TIMEOUT, exception=message)
-        if out.exists():
-            return GS.FromString(out.read_bytes())
-        message = f"the function's process exited with code {proc.returncode} before returning"
-        self._log(call_id, message)
-        return GS(status=GS.GENERIC_STATUS_FAILURE, exception=message)
+        self._containers.add(container)
+        return container
 
-    async def _wait(self, proc: asyncio.subprocess.Process, started: Path, timeout: float) -> bool:
-        """Wait for the process; True if it ran past ``timeout`` and was killed.
+    def _release(self, container: Container) -> None:
+        """Keep a container warm for the next input; stop it after the idle window."""
+        container.idle_since = time.monotonic()
+        self._idle.setdefault(container.key, []).append(container)
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.emu.config.container_idle_s, self._reap, container)
+
+    def _reap(self, container: Container) -> None:
+        idle_for = time.monotonic() - (container.idle_since or time.monotonic())
+        if container.idle_since is not None and idle_for >= self.emu.config.container_idle_s - 0.01:
+            self._idle.get(container.key, []).remove(container)
+            asyncio.ensure_future(container.close())
+
+    async def _wait(self, proc: asyncio.subprocess.Process, out: Path, started: Path, timeout: float) -> str:
+        """Wait until the input's result exists ("done"), the container dies ("exited"),
+        or the input runs past ``timeout`` ("timeout": the container is killed).
 
         As on Modal, the timeout counts from when the function starts executing,
-        not from process start-up (imports), which the worker marks with a file.
+        not from container start-up (imports), which the worker marks with a file.
         """
         began = None
-        while proc.returncode is None:
-            try:
-                await asyncio.wait_for(proc.wait(), timeout=0.05)
-            except TimeoutError:
-                pass
+        while True:
+            if out.exists():
+                return "done"
+            if proc.returncode is not None:
+                return "done" if out.exists() else "exited"
             if began is None and started.exists():
                 began = time.monotonic()
             if began is not None and timeout and time.monotonic() - began > timeout:
                 _kill(proc)
                 await proc.wait()
-                return True
-        return False
+                return "timeout"
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.wait()), timeout=0.02)
+            except TimeoutError:
+                pass
 
-    def _env(self, fn: dict, call_id: str, idx: str) -> dict[str, str]:
+    def _env(self, fn: dict) -> dict[str, str]:
         emu = self.emu
         env = dict(os.environ)
         env.update(fn.get("env", {}))
@@ -211,17 +273,19 @@ class Runner:
             MODAL_TOKEN_SECRET=env.get("MODAL_TOKEN_SECRET") or "local-emulator",
             MODAL_CONFIG_PATH=str(emu.store.root / "modal.toml"),
             MODAL_EMU_VOLUMES=json.dumps(volumes),
-            MODAL_EMU_FUNCTION_CALL_ID=call_id,
-            MODAL_EMU_INPUT_ID=emu.store["calls"][call_id]["inputs"][idx]["input_id"],
             PYTHONPATH=os.pathsep.join([workdir, env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
             PYTHONUNBUFFERED="1",
         )
         return env
 
-    async def _pump(self, stream: asyncio.StreamReader | None, call_id: str, idx: str, fd: int) -> None:
-        """Copy a process's output, line by line, into the call's logs."""
+    async def _pump(self, stream: asyncio.StreamReader | None, container: Container, fd: int) -> None:
+        """Copy a container's output, line by line, into the logs of the input it is running."""
         assert stream is not None
         async for line in stream:
+            if container.current is None:
+                log.info("container %s: %s", container.proc.pid, line.decode(errors="replace").rstrip())
+                continue
+            call_id, idx = container.current
             self.emu.logs.append(self.emu.store["calls"][call_id], idx, fd, line.decode(errors="replace"))
 
     def _log(self, call_id: str, message: str) -> None:

@@ -78,3 +78,8 @@ def size_of(data):
 @app.function()
 def big(n_bytes):
     return b"y" * n_bytes
+
+
+@app.function()
+def whoami():
+    return os.getpid()
