@@ -77,6 +77,8 @@ def measure(latency_ms: float, repeat: int, tasks: int, concurrency: int, warm: 
         str(latency_ms),
         "--concurrency",
         str(concurrency),
+        "--scaledown-window",
+        "60" if warm else "0",
     ]
     subprocess.run(serve, check=True, capture_output=True)
     try:
