@@ -12,13 +12,15 @@ trivial calls spawned at once and then collected, then the ratios between them.
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
+
+from modal_emu import local
 
 HERE = Path(__file__).resolve().parent
 
@@ -45,42 +47,11 @@ CLIENT = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def measure(latency_ms: float, repeat: int, tasks: int, concurrency: int, warm: bool) -> dict:
-    import json
-
     state = Path(tempfile.mkdtemp(prefix="modal-emu-bench-"))
-    port = free_port()
-    env = {
-        **os.environ,
-        "MODAL_SERVER_URL": f"http://127.0.0.1:{port}",
-        "MODAL_TOKEN_ID": "bench",
-        "MODAL_TOKEN_SECRET": "bench",
-        "MODAL_CONFIG_PATH": str(state / "modal.toml"),
-    }
-    serve = [
-        sys.executable,
-        "-m",
-        "modal_emu",
-        "serve",
-        "--detach",
-        "--state-dir",
-        str(state),
-        "--port",
-        str(port),
-        "--latency",
-        str(latency_ms),
-        "--concurrency",
-        str(concurrency),
-        "--scaledown-window",
-        "60" if warm else "0",
-    ]
-    subprocess.run(serve, check=True, capture_output=True)
+    options = ["--latency", str(latency_ms), "--concurrency", str(concurrency)]
+    options += ["--scaledown-window", "60" if warm else "0"]
+    env = {**os.environ, **local.client_env(local.start_detached(state, 0, *options), state)}
     try:
         subprocess.run(
             [sys.executable, "-m", "modal", "deploy", "trivial_app.py"],
@@ -94,7 +65,7 @@ def measure(latency_ms: float, repeat: int, tasks: int, concurrency: int, warm: 
         )
         return json.loads(out.stdout)
     finally:
-        subprocess.run([sys.executable, "-m", "modal_emu", "stop", "--state-dir", str(state)], capture_output=True)
+        local.stop(state)
 
 
 def main() -> int:

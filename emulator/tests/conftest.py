@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from modal_emu import local
 
 HERE = Path(__file__).resolve().parent
 APP_FILE = HERE / "apps" / "emu_test_app.py"
@@ -24,46 +25,21 @@ def free_port() -> int:
 
 
 class Emulator:
-    def __init__(self, state_dir: Path, port: int, *extra: str):
-        self.state_dir, self.port, self.extra = state_dir, port, extra
+    def __init__(self, state_dir: Path, port: int, *options: str):
+        self.state_dir, self.port, self.options = state_dir, port, options
         self.url = f"http://127.0.0.1:{port}"
 
     def start(self) -> None:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "modal_emu",
-                "serve",
-                "--detach",
-                "--state-dir",
-                str(self.state_dir),
-                "--port",
-                str(self.port),
-                *self.extra,
-            ],
-            check=True,
-            capture_output=True,
-        )
+        assert local.start_detached(self.state_dir, self.port, *self.options) == self.url
 
     def pid(self) -> int:
         return int((self.state_dir / "server.pid").read_text())
 
     def stop(self) -> None:
-        subprocess.run(
-            [sys.executable, "-m", "modal_emu", "stop", "--state-dir", str(self.state_dir)],
-            check=False,
-            capture_output=True,
-        )
+        local.stop(self.state_dir)
 
     def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "MODAL_SERVER_URL": self.url,
-            "MODAL_TOKEN_ID": "test",
-            "MODAL_TOKEN_SECRET": "test",
-            "MODAL_CONFIG_PATH": str(self.state_dir / "modal.toml"),
-        }
+        return {**os.environ, **local.client_env(self.url, self.state_dir)}
 
     def modal(self, *args: str, check: bool = True, cwd: Path = HERE / "apps") -> subprocess.CompletedProcess:
         proc = subprocess.run(

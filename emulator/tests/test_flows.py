@@ -128,3 +128,12 @@ def test_containers_stay_warm_between_inputs(emulator):
     with pytest.raises(modal.exception.FunctionTimeoutError):
         fn("sleepy").spawn(30).get(timeout=30)
     assert fn("sleepy").spawn(0).get(timeout=30) == "v1"
+
+
+def test_secrets_are_created_once_and_looked_up_by_name(emulator):
+    emulator.modal("secret", "create", "emu-secret", "TOKEN=abc")
+    again = emulator.modal("secret", "create", "emu-secret", "TOKEN=abc", check=False)
+    assert again.returncode != 0 and "already exists" in (again.stdout + again.stderr)
+    modal.Secret.from_name("emu-secret").hydrate()
+    with pytest.raises(modal.exception.NotFoundError, match="modal secret create missing"):
+        modal.Secret.from_name("missing").hydrate()

@@ -18,17 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-HOST = "127.0.0.1"  # never anything else: the emulator has no authentication
-
-
-def client_env(url: str, state_dir: Path) -> dict[str, str]:
-    """What a shell needs so that the modal client and CLI talk to the emulator (no real token)."""
-    return {
-        "MODAL_SERVER_URL": url,
-        "MODAL_TOKEN_ID": "local-emulator",
-        "MODAL_TOKEN_SECRET": "local-emulator",
-        "MODAL_CONFIG_PATH": str(state_dir.resolve() / "modal.toml"),
-    }
+from .local import client_env
 
 
 def _print_env(url: str, state_dir: Path) -> None:

@@ -35,3 +35,17 @@ def not_found(what: str) -> GRPCError:
 
 def invalid(what: str) -> GRPCError:
     return GRPCError(Status.INVALID_ARGUMENT, what)
+
+
+def existing_named(table: dict, name: str, creation_type: int, kind: str, hint: str = "") -> dict | None:
+    """The object called ``name`` in ``table``, applying Modal's get-or-create rules:
+    CREATE_FAIL_IF_EXISTS on an existing name is ALREADY_EXISTS; a plain lookup
+    (UNSPECIFIED) of a missing name is NOT_FOUND. ``None`` means: create it."""
+    from modal_proto import api_pb2
+
+    found = next((obj for obj in table.values() if name and obj["name"] == name), None)
+    if found is not None and creation_type == api_pb2.OBJECT_CREATION_TYPE_CREATE_FAIL_IF_EXISTS:
+        raise GRPCError(Status.ALREADY_EXISTS, f"{kind} '{name}' already exists")
+    if found is None and name and creation_type == api_pb2.OBJECT_CREATION_TYPE_UNSPECIFIED:
+        raise not_found(f"{kind} '{name}' not found{hint}")
+    return found

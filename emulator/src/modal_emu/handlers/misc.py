@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from google.protobuf import empty_pb2
-from grpclib import GRPCError, Status
 from modal_proto import api_pb2
 
-from ..rpc import not_found, rpc
+from ..rpc import existing_named, rpc
 from ..store import new_id, now
 
 
@@ -31,22 +30,13 @@ async def EnvironmentGetOrCreate(
 
 @rpc
 async def SecretGetOrCreate(emu, request: api_pb2.SecretGetOrCreateRequest) -> api_pb2.SecretGetOrCreateResponse:
-    secrets = emu.store["secrets"]
     name = request.deployment_name
-    existing = next((s for s in secrets.values() if name and s["name"] == name), None)
-    creation = request.object_creation_type
-    if existing is not None and creation in (api_pb2.OBJECT_CREATION_TYPE_CREATE_FAIL_IF_EXISTS,):
-        raise GRPCError(Status.ALREADY_EXISTS, f"Secret '{name}' already exists")
-    if existing is not None and creation == api_pb2.OBJECT_CREATION_TYPE_CREATE_OVERWRITE_IF_EXISTS:
-        existing["env"] = dict(request.env_dict)
-        emu.store.save()
-    if existing is None:
-        if name and creation == api_pb2.OBJECT_CREATION_TYPE_UNSPECIFIED:
-            raise not_found(
-                f"Secret '{name}' not found in the local emulator: "
-                f"create it with `modal secret create {name} KEY=VALUE`"
-            )
-        existing = {"id": new_id("st"), "name": name, "env": dict(request.env_dict), "created_at": now()}
-        secrets[existing["id"]] = existing
-        emu.store.save()
-    return api_pb2.SecretGetOrCreateResponse(secret_id=existing["id"])
+    hint = f" in the local emulator: create it with `modal secret create {name} KEY=VALUE`"
+    secret = existing_named(emu.store["secrets"], name, request.object_creation_type, "Secret", hint)
+    if secret is None:
+        secret = {"id": new_id("st"), "name": name, "env": dict(request.env_dict), "created_at": now()}
+        emu.store["secrets"][secret["id"]] = secret
+    elif request.object_creation_type == api_pb2.OBJECT_CREATION_TYPE_CREATE_OVERWRITE_IF_EXISTS:
+        secret["env"] = dict(request.env_dict)
+    emu.store.save()
+    return api_pb2.SecretGetOrCreateResponse(secret_id=secret["id"])

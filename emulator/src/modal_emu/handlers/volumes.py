@@ -4,26 +4,19 @@ checkpoints persist between calls; commit and reload have nothing to do."""
 from __future__ import annotations
 
 from google.protobuf import empty_pb2
-from grpclib import GRPCError, Status
 from modal_proto import api_pb2
 
-from ..rpc import not_found, rpc
+from ..rpc import existing_named, not_found, rpc
 from ..store import new_id, now
 
 
 @rpc
 async def VolumeGetOrCreate(emu, request: api_pb2.VolumeGetOrCreateRequest) -> api_pb2.VolumeGetOrCreateResponse:
-    volumes = emu.store["volumes"]
     name = request.deployment_name
-    volume = next((v for v in volumes.values() if name and v["name"] == name), None)
-    creation = request.object_creation_type
-    if volume is not None and creation == api_pb2.OBJECT_CREATION_TYPE_CREATE_FAIL_IF_EXISTS:
-        raise GRPCError(Status.ALREADY_EXISTS, f"Volume '{name}' already exists")
+    volume = existing_named(emu.store["volumes"], name, request.object_creation_type, "Volume")
     if volume is None:
-        if name and creation == api_pb2.OBJECT_CREATION_TYPE_UNSPECIFIED:
-            raise not_found(f"Volume '{name}' not found")
         volume = {"id": new_id("vo"), "name": name or new_id("anon"), "created_at": now()}
-        volumes[volume["id"]] = volume
+        emu.store["volumes"][volume["id"]] = volume
         emu.store.volume_dir(volume["name"])
         emu.store.save()
     return api_pb2.VolumeGetOrCreateResponse(
