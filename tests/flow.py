@@ -144,6 +144,18 @@ def run_flow(workdir: Path, say: Callable[[str], None] = print) -> dict:
         if new.get("code") != "v2":
             raise FlowError(f"after redeploy the job still ran old code: {new}")
         say("  after `make deploy` the jobs ran the new code (result has code=v2)")
+
+        say("A task that fails, and a long one that is cancelled:")
+        (project_dir / "more.jsonl").write_text('{"id": "bad", "n": 0}\n{"id": "long", "seconds": 120}\n')
+        project.make("spawn", "TASKS=more.jsonl")
+        project.make("cancel", "ARGS=long")
+        waited = project.make("wait", "ARGS=--json --interval 0.5", check=False)
+        facts["final"] = {c["task_id"]: c for c in json.loads(waited.stdout)}
+        facts["final_rc"] = waited.returncode
+        for task in ("bad", "long"):
+            say(f"  {task}: {facts['final'][task]['state']} ({facts['final'][task]['error']})")
+        if waited.returncode == 0 or facts["final"]["bad"]["state"] != "failed":
+            raise FlowError(f"a failing task was not reported as failed: {waited.stdout}")
     finally:
         project.make("local-down", local=False, check=False)
     return facts

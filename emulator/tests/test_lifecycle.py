@@ -150,3 +150,64 @@ def test_binds_loopback_only(emulator):
 def test_spawn_onto_an_unknown_call_id(emulator):
     with pytest.raises(modal.exception.NotFoundError):
         modal.FunctionCall.from_id("fc-doesnotexist").get(timeout=0)
+
+
+def test_results_expire_after_the_ttl(tmp_path):
+    """Modal keeps results for 7 days; --result-ttl makes that testable."""
+    emu = Emulator(tmp_path / "state", free_port(), "--result-ttl", "1")
+    emu.start()
+    try:
+        emu.modal("deploy", APP_FILE.name)
+        script = textwrap.dedent(
+            """
+            import time, modal, modal.exception
+            call = modal.Function.from_name("emu-test", "echo").spawn(1)
+            assert call.get(timeout=60)["x"] == 1
+            time.sleep(1.5)
+            try:
+                modal.FunctionCall.from_id(call.object_id).get(timeout=0)
+            except modal.exception.OutputExpiredError:
+                print("expired")
+            """
+        )
+        out = subprocess.run([sys.executable, "-c", script], env=emu.env(), capture_output=True, text=True, timeout=120)
+        assert out.stdout.strip() == "expired", out.stderr
+    finally:
+        emu.stop()
+
+
+def test_concurrency_limit(tmp_path):
+    """With --concurrency 1 two spawned calls run one after the other, never together."""
+    emu = Emulator(tmp_path / "state", free_port(), "--concurrency", "1")
+    emu.start()
+    try:
+        emu.modal("deploy", APP_FILE.name)
+        a, b = tmp_path / "a", tmp_path / "b"
+        script = textwrap.dedent(
+            f"""
+            import modal
+            f = modal.Function.from_name("emu-test", "marker_after")
+            calls = [f.spawn("{a}", 1.0), f.spawn("{b}", 1.0)]
+            print([c.get(timeout=60) for c in calls])
+            """
+        )
+        subprocess.run([sys.executable, "-c", script], env=emu.env(), check=True, capture_output=True, timeout=120)
+        first, second = sorted([a, b], key=lambda p: p.stat().st_mtime)
+        # each call sleeps 1 s before writing its marker: in series the markers are >= 1 s apart
+        assert second.stat().st_mtime - first.stat().st_mtime >= 0.9
+    finally:
+        emu.stop()
+
+
+def test_deploy_records_git_commit_info(emulator, tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "emu_git_app.py").write_text(APP_FILE.read_text().replace('App("emu-test"', 'App("emu-git"'))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "init"]):
+        subprocess.run([*git, *cmd], cwd=repo, check=True, capture_output=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    emulator.modal("deploy", "emu_git_app.py", "--tag", "g1", cwd=repo)
+    history = json.loads(emulator.modal("app", "history", "emu-git", "--json").stdout)
+    assert history[0]["tag"] == "g1"
+    assert history[0]["commit"] == head[:7]

@@ -33,6 +33,10 @@ def deployed_function(app_name: str = settings.APP_NAME, function_name: str = se
     return fn
 
 
+class SpawnInterrupted(RuntimeError):
+    """Spawning stopped part-way; what was spawned is in the ledger."""
+
+
 def spawn_tasks(
     fn,
     tasks: Iterable[Task],
@@ -40,10 +44,21 @@ def spawn_tasks(
     code_hash: str,
     on_spawn: Callable[[Task, str], None] = lambda task, call_id: None,
 ) -> list[tuple[Task, str]]:
-    """Spawn each task and record its call id at once, so no id is ever lost."""
+    """Spawn each task and record its call id at once, so no id is ever lost.
+
+    If a spawn fails (network, quota), the calls already spawned stay recorded and
+    running; running the spawner again skips them and spawns the rest.
+    """
+    tasks = list(tasks)
     spawned = []
     for task in tasks:
-        call = fn.spawn(task.payload(), expected_code_hash=code_hash)
+        try:
+            call = fn.spawn(task.payload(), expected_code_hash=code_hash)
+        except Exception as exc:
+            raise SpawnInterrupted(
+                f"spawning stopped at task {task.id!r} ({type(exc).__name__}: {exc}); {len(spawned)} of "
+                f"{len(tasks)} spawned and recorded: run the spawner again to spawn the rest"
+            ) from exc
         ledger.record_spawn(call.object_id, task.id, settings.APP_NAME, code_hash)
         spawned.append((task, call.object_id))
         on_spawn(task, call.object_id)
