@@ -1,10 +1,12 @@
-"""Runs inputs as local processes, honouring the function's timeout, retries and concurrency.
+"""Runs inputs in local "containers", honouring the function's timeout, retries and concurrency.
 
-Each attempt is ``python -m modal_emu.worker`` started in the function's deploy
-directory (the uploaded files, not the caller's working copy), with the image's
-ENV, the Volume mapping and the secrets in its environment. Its stdout/stderr go
-to the call's log. The process is its own session, so cancel and timeout kill
-everything it started.
+A container is ``python -m modal_emu.worker`` started in the deploy directory of
+the function version a call was spawned on (the uploaded files, not the caller's
+working copy), with the image's ENV, the Volume mapping and the secrets in its
+environment. It runs inputs one after another and stays warm between them for
+``--scaledown-window`` seconds. Its stdout/stderr go to the logs of the input it
+is running. Each container is its own session, so cancel and timeout kill
+everything it started; a killed or crashed container is replaced by a new one.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class Runner:
         for task in list(self._tasks):
             task.cancel()
         for container in list(self._containers):
-            await container.close()
+            await self._close(container)
 
     # --------------------------------------------------------------- private
     def _finish(self, call_id: str, idx: str, result: api_pb2.GenericResult) -> None:
@@ -180,9 +182,9 @@ class Runner:
             if self.emu.config.container_idle_s > 0:
                 self._release(container)
             else:  # no warm containers: one process per input
-                await container.close()
+                await self._close(container)
             return GS.FromString(out.read_bytes())
-        await container.close()
+        await self._close(container)
         if outcome == "timeout":
             message = f"Function timed out after {fn['timeout_secs']} seconds"
             self._log(call_id, message)
@@ -222,6 +224,10 @@ class Runner:
         self._containers.add(container)
         return container
 
+    async def _close(self, container: Container) -> None:
+        self._containers.discard(container)
+        await container.close()
+
     def _release(self, container: Container) -> None:
         """Keep a container warm for the next input; stop it after the idle window."""
         container.idle_since = time.monotonic()
@@ -233,7 +239,7 @@ class Runner:
         idle_for = time.monotonic() - (container.idle_since or time.monotonic())
         if container.idle_since is not None and idle_for >= self.emu.config.container_idle_s - 0.01:
             self._idle.get(container.key, []).remove(container)
-            asyncio.ensure_future(container.close())
+            asyncio.ensure_future(self._close(container))
 
     async def _wait(self, proc: asyncio.subprocess.Process, out: Path, started: Path, timeout: float) -> str:
         """Wait until the input's result exists ("done"), the container dies ("exited"),
