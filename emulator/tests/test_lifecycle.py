@@ -211,3 +211,70 @@ def test_deploy_records_git_commit_info(emulator, tmp_path):
     history = json.loads(emulator.modal("app", "history", "emu-git", "--json").stdout)
     assert history[0]["tag"] == "g1"
     assert history[0]["commit"] == head[:7]
+
+
+@pytest.fixture(scope="module")
+def ephemeral_emu(tmp_path_factory):
+    emu = Emulator(tmp_path_factory.mktemp("ephemeral"), free_port(), "--heartbeat-timeout", "2")
+    emu.start()
+    yield emu
+    emu.stop()
+
+
+class TestEphemeralRuns:
+    """The problem this project exists for: `modal run` work dies with its terminal, unless detached."""
+
+    @pytest.fixture
+    def emu(self, ephemeral_emu):
+        return ephemeral_emu
+
+    def start_run(self, emu, marker, *flags: str) -> subprocess.Popen:
+        env = {**emu.env(), "MODAL_HEARTBEAT_INTERVAL": "0.5"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modal", "run", *flags, APP_FILE.name, "--path", str(marker), "--seconds", "4"],
+            cwd=APP_FILE.parent,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        started = f"started, will write {marker}"
+        logs = emu.state_dir / "logs"
+        assert wait_for(lambda: any(started in p.read_text() for p in logs.glob("*.log")), timeout=60), "never ran"
+        return proc
+
+    def test_a_completed_run_prints_its_result(self, emu, tmp_path):
+        env = {**emu.env(), "MODAL_HEARTBEAT_INTERVAL": "0.5"}
+        out = subprocess.run(
+            [sys.executable, "-m", "modal", "run", APP_FILE.name],
+            cwd=APP_FILE.parent,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "RESULT {'x': 'cli'" in out.stdout
+
+    def test_ctrl_c_kills_the_remote_work(self, emu, tmp_path):
+        marker = tmp_path / "marker"
+        proc = self.start_run(emu, marker)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+        time.sleep(5)
+        assert not marker.exists(), "the ephemeral app's work outlived Ctrl+C"
+
+    def test_a_closed_terminal_kills_the_remote_work(self, emu, tmp_path):
+        marker = tmp_path / "marker"
+        proc = self.start_run(emu, marker)
+        os.killpg(proc.pid, signal.SIGKILL)  # no disconnect is sent: only the heartbeats stop
+        proc.wait()
+        time.sleep(5)
+        assert not marker.exists(), "the ephemeral app's work outlived its client"
+
+    def test_a_detached_run_survives_a_closed_terminal(self, emu, tmp_path):
+        marker = tmp_path / "marker"
+        proc = self.start_run(emu, marker, "--detach")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert wait_for(marker.exists, timeout=30), "the detached run died with its client"

@@ -66,6 +66,7 @@ def serve(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         result_ttl_s=args.result_ttl,
         container_idle_s=args.scaledown_window,
+        heartbeat_timeout_s=args.heartbeat_timeout,
     )
     asyncio.run(run_forever(config, on_ready=lambda url: _print_env(url, state_dir)))
     return 0
@@ -95,6 +96,8 @@ def _detach(args: argparse.Namespace, state_dir: Path) -> int:
         str(args.result_ttl),
         "--scaledown-window",
         str(args.scaledown_window),
+        "--heartbeat-timeout",
+        str(args.heartbeat_timeout),
     ]
     with open(state_dir / "server.log", "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -155,6 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         default=60.0,
         metavar="S",
         help="seconds an idle container stays warm for the next input (Modal's scaledown_window)",
+    )
+    p_serve.add_argument(
+        "--heartbeat-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="stop an ephemeral app (modal run) whose client sent no heartbeat for this long",
     )
     p_serve.add_argument("--detach", action="store_true", help="start in the background and return when ready")
     p_serve.add_argument("--verbose", action="store_true", help="log every RPC")

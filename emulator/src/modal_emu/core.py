@@ -26,6 +26,7 @@ class Config:
     concurrency: int = 8
     result_ttl_s: float = SEVEN_DAYS
     container_idle_s: float = 60.0
+    heartbeat_timeout_s: float = 60.0
     environment: str = "main"
 
 

@@ -39,13 +39,25 @@ class Service:
         port = self._grpc._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.emu.server_url = f"http://{HOST}:{port}"
         self.emu.recover()
+        self._watchdog = asyncio.ensure_future(self._watch_heartbeats())
         root = self.emu.store.root
         atomic_write(root / "server.pid", str(os.getpid()).encode())
         atomic_write(root / "url", self.emu.server_url.encode())
         log.info("local Modal emulator listening on %s (state in %s)", self.emu.server_url, root)
         return self.emu.server_url
 
+    async def _watch_heartbeats(self) -> None:
+        from .handlers.apps import stop_orphaned_ephemeral_apps
+
+        while True:
+            await asyncio.sleep(min(1.0, self.config.heartbeat_timeout_s / 4))
+            try:
+                await stop_orphaned_ephemeral_apps(self.emu)
+            except Exception:
+                log.exception("heartbeat watchdog failed")
+
     async def stop(self) -> None:
+        self._watchdog.cancel()
         root = self.emu.store.root
         (root / "url").unlink(missing_ok=True)
         (root / "server.pid").unlink(missing_ok=True)

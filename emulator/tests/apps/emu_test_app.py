@@ -83,3 +83,9 @@ def big(n_bytes):
 @app.function()
 def whoami():
     return os.getpid()
+
+
+@app.local_entrypoint()
+def main(path: str = "", seconds: float = 0.0):
+    """`modal run emu_test_app.py --path P --seconds S`: an ephemeral run of marker_after."""
+    print("RESULT", marker_after.remote(path, seconds) if path else echo.remote("cli"))

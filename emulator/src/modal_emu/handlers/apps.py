@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 
 from google.protobuf import empty_pb2
 from modal_proto import api_pb2
@@ -11,6 +13,7 @@ from ..rpc import invalid, not_found, rpc
 from ..store import new_id, now
 
 DEPLOYED = api_pb2.APP_STATE_DEPLOYED
+EPHEMERAL = api_pb2.APP_STATE_EPHEMERAL
 STOPPED = api_pb2.APP_STATE_STOPPED
 
 
@@ -38,6 +41,7 @@ def _new_app(emu, description: str, state: int, environment: str) -> dict:
         "environment": environment or emu.config.environment,
         "created_at": now(),
         "stopped_at": 0.0,
+        "last_heartbeat": now(),
         "function_ids": {},
         "class_ids": {},
         "deployments": [],
@@ -194,16 +198,29 @@ async def AppStop(emu, request: api_pb2.AppStopRequest) -> empty_pb2.Empty:
 
 @rpc
 async def AppClientDisconnect(emu, request: api_pb2.AppClientDisconnectRequest) -> empty_pb2.Empty:
-    """An ephemeral app (``modal run``) ends with its client, and so does its work."""
+    """An ephemeral app (``modal run``) ends with its client, and so does its work;
+    a detached one (``modal run --detach``) and a deployed one carry on."""
     app = emu.store["apps"].get(request.app_id)
-    if app is not None and app["state"] != DEPLOYED:
+    if app is not None and app["state"] in (EPHEMERAL, api_pb2.APP_STATE_INITIALIZING):
         await AppStop(emu, api_pb2.AppStopRequest(app_id=request.app_id))
     return empty_pb2.Empty()
 
 
 @rpc
 async def AppHeartbeat(emu, request: api_pb2.AppHeartbeatRequest) -> empty_pb2.Empty:
+    app = emu.store["apps"].get(request.app_id)
+    if app is not None:
+        app["last_heartbeat"] = now()
     return empty_pb2.Empty()
+
+
+async def stop_orphaned_ephemeral_apps(emu) -> None:
+    """A closed terminal sends no disconnect: an ephemeral app whose client stopped sending
+    heartbeats is stopped, with its work, as Modal does."""
+    limit = now() - emu.config.heartbeat_timeout_s
+    for app in list(emu.store["apps"].values()):
+        if app["state"] == EPHEMERAL and app.get("last_heartbeat", 0) < limit:
+            await AppStop(emu, api_pb2.AppStopRequest(app_id=app["id"]))
 
 
 def _seconds(ts) -> float:
@@ -261,3 +278,44 @@ async def AppFetchLogs(emu, request: api_pb2.AppFetchLogsRequest) -> api_pb2.App
         )
         item.timestamp_ns = int(entry["ts"] * 1e9)
     return response
+
+
+@rpc
+async def AppGetLogs(emu, request: api_pb2.AppGetLogsRequest):
+    """Streams an app's log lines after ``last_entry_id`` (used by `modal run` and `modal app logs -f`);
+    ends with ``app_done`` once the app is stopped, or after ``timeout`` seconds (the client asks again)."""
+    app = _app(emu, request.app_id)
+    last = float(request.last_entry_id or 0)
+    deadline = time.monotonic() + request.timeout
+    while True:
+        for entry in emu.logs.entries(
+            app["id"],
+            last + 1e-6,
+            float("inf"),
+            function_id=request.function_id,
+            function_call_id=request.function_call_id,
+            source=request.file_descriptor,
+            search=request.search_text,
+        ):
+            last = entry["ts"]
+            yield api_pb2.TaskLogsBatch(
+                entry_id=repr(last),
+                task_id=f"ta-{entry['function_call_id'][3:]}",
+                function_id=entry["function_id"],
+                input_id=entry["input_id"],
+                items=[
+                    api_pb2.TaskLogs(
+                        data=entry["data"],
+                        file_descriptor=entry["fd"],
+                        timestamp=entry["ts"],
+                        function_call_id=entry["function_call_id"],
+                        input_id=entry["input_id"],
+                    )
+                ],
+            )
+        if app["state"] == STOPPED:
+            yield api_pb2.TaskLogsBatch(app_done=True)
+            return
+        if time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(0.2)
