@@ -240,6 +240,25 @@ def _log_entries(emu, request):
     )
 
 
+def _log_batch(entry: dict, entry_id: str) -> api_pb2.TaskLogsBatch:
+    """One log line as the client reads it (a batch of one, from the call's 'task')."""
+    item = api_pb2.TaskLogs(
+        data=entry["data"],
+        file_descriptor=entry["fd"],
+        timestamp=entry["ts"],
+        timestamp_ns=int(entry["ts"] * 1e9),
+        function_call_id=entry["function_call_id"],
+        input_id=entry["input_id"],
+    )
+    return api_pb2.TaskLogsBatch(
+        entry_id=entry_id,
+        task_id=f"ta-{entry['function_call_id'][3:]}",
+        function_id=entry["function_id"],
+        input_id=entry["input_id"],
+        items=[item],
+    )
+
+
 @rpc
 async def AppCountLogs(emu, request: api_pb2.AppCountLogsRequest) -> api_pb2.AppCountLogsResponse:
     _app(emu, request.app_id)
@@ -263,20 +282,7 @@ async def AppFetchLogs(emu, request: api_pb2.AppFetchLogsRequest) -> api_pb2.App
     for n, entry in enumerate(_log_entries(emu, request)):
         if request.limit and n >= request.limit:
             break
-        batch = response.batches.add(
-            task_id=f"ta-{entry['function_call_id'][3:]}",
-            function_id=entry["function_id"],
-            input_id=entry["input_id"],
-            entry_id=str(n),
-        )
-        item = batch.items.add(
-            data=entry["data"],
-            file_descriptor=entry["fd"],
-            function_call_id=entry["function_call_id"],
-            input_id=entry["input_id"],
-            timestamp=entry["ts"],
-        )
-        item.timestamp_ns = int(entry["ts"] * 1e9)
+        response.batches.append(_log_batch(entry, str(n)))
     return response
 
 
@@ -298,21 +304,7 @@ async def AppGetLogs(emu, request: api_pb2.AppGetLogsRequest):
             search=request.search_text,
         ):
             last = entry["ts"]
-            yield api_pb2.TaskLogsBatch(
-                entry_id=repr(last),
-                task_id=f"ta-{entry['function_call_id'][3:]}",
-                function_id=entry["function_id"],
-                input_id=entry["input_id"],
-                items=[
-                    api_pb2.TaskLogs(
-                        data=entry["data"],
-                        file_descriptor=entry["fd"],
-                        timestamp=entry["ts"],
-                        function_call_id=entry["function_call_id"],
-                        input_id=entry["input_id"],
-                    )
-                ],
-            )
+            yield _log_batch(entry, repr(last))
         if app["state"] == STOPPED:
             yield api_pb2.TaskLogsBatch(app_done=True)
             return
