@@ -228,10 +228,21 @@ class TestEphemeralRuns:
     def emu(self, ephemeral_emu):
         return ephemeral_emu
 
-    def start_run(self, emu, marker, *flags: str) -> subprocess.Popen:
+    def start_run(self, emu, marker, *flags: str, seconds: float = 4) -> subprocess.Popen:
         env = {**emu.env(), "MODAL_HEARTBEAT_INTERVAL": "0.5"}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "modal", "run", *flags, APP_FILE.name, "--path", str(marker), "--seconds", "4"],
+            [
+                sys.executable,
+                "-m",
+                "modal",
+                "run",
+                *flags,
+                APP_FILE.name,
+                "--path",
+                str(marker),
+                "--seconds",
+                str(seconds),
+            ],
             cwd=APP_FILE.parent,
             env=env,
             stdout=subprocess.PIPE,
@@ -266,10 +277,10 @@ class TestEphemeralRuns:
 
     def test_a_closed_terminal_kills_the_remote_work(self, emu, tmp_path):
         marker = tmp_path / "marker"
-        proc = self.start_run(emu, marker)
+        proc = self.start_run(emu, marker, seconds=8)  # well past the 2 s heartbeat timeout
         os.killpg(proc.pid, signal.SIGKILL)  # no disconnect is sent: only the heartbeats stop
         proc.wait()
-        time.sleep(5)
+        time.sleep(9)
         assert not marker.exists(), "the ephemeral app's work outlived its client"
 
     def test_a_detached_run_survives_a_closed_terminal(self, emu, tmp_path):
