@@ -203,6 +203,7 @@ def test_deploy_records_git_commit_info(emulator, tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "emu_git_app.py").write_text(APP_FILE.read_text().replace('App("emu-test"', 'App("emu-git"'))
+    (repo / ".gitignore").write_text("__pycache__/\n")
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
     for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "init"]):
         subprocess.run([*git, *cmd], cwd=repo, check=True, capture_output=True)
@@ -211,6 +212,11 @@ def test_deploy_records_git_commit_info(emulator, tmp_path):
     history = json.loads(emulator.modal("app", "history", "emu-git", "--json").stdout)
     assert history[0]["tag"] == "g1"
     assert history[0]["commit"] == head[:7]
+    with open(repo / "emu_git_app.py", "a") as f:
+        f.write("\n# an uncommitted edit\n")
+    emulator.modal("deploy", "emu_git_app.py", "--tag", "g2", cwd=repo)
+    history = json.loads(emulator.modal("app", "history", "emu-git", "--json").stdout)
+    assert [h["commit"] for h in history] == [head[:7] + "*", head[:7]]  # newest first, the dirty one marked
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ SEVEN_DAYS = 7 * 24 * 3600
 @dataclass
 class Config:
     state_dir: Path
-    host: str = "127.0.0.1"
     port: int = 0
     blob_port: int = 0
     latency_ms: float = 0.0

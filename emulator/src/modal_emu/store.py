@@ -20,7 +20,6 @@ import json
 import os
 import secrets
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,6 @@ class Store:
     def __init__(self, root: Path):
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
         path = self.root / "state.json"
         self.doc: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
         for table in ("apps", "functions", "mounts", "images", "volumes", "secrets", "calls", "blobs"):
@@ -58,9 +56,8 @@ class Store:
         return self.doc[table]
 
     def save(self) -> None:
-        with self._lock:
-            data = json.dumps(self.doc, sort_keys=True).encode()
-            atomic_write(self.root / "state.json", data)
+        """Called from the event loop only (handlers, runner, blob server): no locking needed."""
+        atomic_write(self.root / "state.json", json.dumps(self.doc, sort_keys=True).encode())
 
     # ------------------------------------------------------------------- paths
     def file_path(self, sha256_hex: str) -> Path:
