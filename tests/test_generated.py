@@ -46,8 +46,10 @@ MATRIX = {
 
 
 @pytest.mark.parametrize("name", list(MATRIX))
-def test_generated_project_passes_its_own_lint_and_tests(render, name):
-    project = render(**MATRIX[name])
+def test_generated_project_passes_its_own_lint_and_tests(copie, name):
+    result = copie.copy(extra_answers=MATRIX[name])  # pytest-copie renders the checkout's HEAD (+ local edits)
+    assert result.exit_code == 0, result.exception
+    project = result.project_dir
     for target in ("setup", "lint", "test"):
         proc = subprocess.run(
             ["make", target], cwd=project, env=clean_env(), capture_output=True, text=True, check=False, timeout=300
