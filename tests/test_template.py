@@ -198,3 +198,30 @@ def test_template_modal_pin_is_supported_by_the_emulator():
     from packaging.specifiers import SpecifierSet
 
     assert tested.split("==")[1] in SpecifierSet(pin.removeprefix("modal"))
+
+
+def test_copier_update_round_trip_is_a_no_op(tmp_path):
+    """A project updated to the same template version stays byte for byte the same: the
+    answers file records everything needed to re-render it."""
+    from copier import run_copy, run_update
+
+    # From a clone of the committed template: copier records the commit it rendered, and a
+    # working copy with local edits would be recorded as a throw-away commit that update cannot find.
+    template = tmp_path / "template"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(template)], check=True, capture_output=True)
+    dst = tmp_path / "p"
+    run_copy(
+        str(template),
+        dst,
+        data={"gpu": "H100", "gpu_count": 2, "secrets": ["wandb"]},
+        defaults=True,
+        quiet=True,
+        vcs_ref="HEAD",
+    )
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "generated"]):
+        subprocess.run([*git, *cmd], cwd=dst, check=True, capture_output=True)
+    run_update(dst, defaults=True, overwrite=True, quiet=True, vcs_ref="HEAD", unsafe=False)
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=dst, capture_output=True, text=True).stdout
+    assert status == "", status
+    assert 'gpu="H100:2"' in (dst / "modal_app.py").read_text()
