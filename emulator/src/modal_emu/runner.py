@@ -61,7 +61,6 @@ class Runner:
     def __init__(self, emu: Emulator):
         self.emu = emu
         self._slots: asyncio.Semaphore | None = None
-        self._procs: dict[tuple[str, str], asyncio.subprocess.Process] = {}
         self._idle: dict[tuple[str, str], list[Container]] = {}
         self._containers: set[Container] = set()
         self._tasks: set[asyncio.Task] = set()
@@ -84,9 +83,9 @@ class Runner:
         for idx, item in call["inputs"].items():
             if item["status"] != "done":
                 self._finish(call_id, idx, GS(status=GS.GENERIC_STATUS_TERMINATED, exception="cancelled"))
-            proc = self._procs.get((call_id, idx))
-            if proc is not None:
-                _kill(proc)
+            for container in self._containers:
+                if container.current == (call_id, idx):
+                    _kill(container.proc)
         self.emu.store.save()
         await self.emu.notify_outputs()
 
@@ -162,7 +161,6 @@ class Runner:
         container = await self._container(fn)
         container.current = (call_id, idx)
         self._log(call_id, f"attempt {item['attempts']} of input {idx} started in container {container.proc.pid}")
-        self._procs[(call_id, idx)] = container.proc
         item["pid"] = container.proc.pid
         emu.store.save()
         command = {
@@ -176,7 +174,6 @@ class Runner:
             await container.proc.stdin.drain()
             outcome = await self._wait(container.proc, out, started, fn["timeout_secs"])
         finally:
-            self._procs.pop((call_id, idx), None)
             container.current = None
         if outcome == "done":
             if self.emu.config.container_idle_s > 0:

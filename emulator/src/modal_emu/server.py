@@ -24,11 +24,7 @@ class _Routes:
 
     def __getattr__(self, name: str):
         handler = HANDLERS.get(name)
-        if handler is None:
-            return self._unimplemented(name)
-        if is_streaming(handler):
-            return self._streaming(name, handler)
-        return self._unary(name, handler)
+        return self._unimplemented(name) if handler is None else self._route(name, handler)
 
     def _unimplemented(self, name: str):
         async def call(stream: Stream) -> None:
@@ -38,29 +34,29 @@ class _Routes:
 
         return call
 
-    def _unary(self, name: str, handler):
+    def _route(self, name: str, handler):
+        """Unary handlers return one response, streaming ones yield several: both are sent the same way."""
+        streaming = is_streaming(handler)
+
+        async def responses(request):
+            if streaming:
+                async for response in handler(self.emu, request):
+                    yield response
+            else:
+                yield await handler(self.emu, request)
+
         async def call(stream: Stream) -> None:
             request = await stream.recv_message()
             await self.emu.before_rpc(name)
             log.debug("RPC %s", name)
             try:
-                response = await handler(self.emu, request)
+                async for response in responses(request):
+                    await stream.send_message(response)
             except GRPCError:
                 raise
             except Exception:
                 log.exception("RPC %s failed", name)
                 raise GRPCError(Status.INTERNAL, f"emulator error in {name}") from None
-            await stream.send_message(response)
-
-        return call
-
-    def _streaming(self, name: str, handler):
-        async def call(stream: Stream) -> None:
-            request = await stream.recv_message()
-            await self.emu.before_rpc(name)
-            log.debug("RPC %s (stream)", name)
-            async for response in handler(self.emu, request):
-                await stream.send_message(response)
 
         return call
 

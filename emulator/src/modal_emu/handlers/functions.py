@@ -179,9 +179,9 @@ def _add_inputs(emu, call_id: str, items) -> list[api_pb2.FunctionPutInputsRespo
             if blob is None or not blob["sha256"]:
                 raise invalid(f"input blob {function_input.args_blob_id} was never uploaded")
             function_input.args = emu.store.file_path(blob["sha256"]).read_bytes()
-        idx = str(item.idx if item.idx or call["inputs"] else len(call["inputs"]))
-        while idx in call["inputs"]:
-            idx = str(int(idx) + 1)
+        idx = str(item.idx)
+        if idx in call["inputs"]:  # the client numbers its inputs; never overwrite one
+            idx = str(max(map(int, call["inputs"])) + 1)
         input_id = new_id("in")
         atomic_write(input_path(emu, call_id, idx), function_input.SerializeToString())
         call["inputs"][idx] = {"input_id": input_id, "status": "pending", "attempts": 0, "created_at": now()}
