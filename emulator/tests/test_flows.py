@@ -102,9 +102,9 @@ def test_unknown_app_or_function(emulator):
 
 
 def test_unimplemented_rpc_is_named(emulator):
-    with pytest.raises(Exception, match="does not implement QueueGetOrCreate"):
-        modal.Queue.from_name("q", create_if_missing=True).hydrate()
-    assert "UNIMPLEMENTED RPC QueueGetOrCreate" in emulator.server_log()
+    with pytest.raises(Exception, match="does not implement SharedVolumeGetOrCreate"):
+        modal.NetworkFileSystem.from_name("nfs", create_if_missing=True).hydrate()
+    assert "UNIMPLEMENTED RPC SharedVolumeGetOrCreate" in emulator.server_log()
 
 
 def test_logs_of_a_call_are_kept(emulator, tmp_path):
