@@ -1,4 +1,4 @@
-"""modal.Dict and modal.Queue through the real client."""
+"""modal.Dict, modal.Queue and @app.cls through the real client."""
 
 from __future__ import annotations
 
@@ -85,3 +85,26 @@ def test_queue_blocking_get_wakes_on_a_put_from_a_call_and_times_out_empty(objs_
     call = modal.Function.from_name(APP, "put_later").spawn("emu-queue-wake", "hello", 0.5)
     assert named.get(timeout=60) == "hello"  # blocked until the call put it
     assert call.get(timeout=30) == "hello"
+
+
+def test_class_enter_runs_once_per_container_with_parameters(objs_app):
+    Counter = modal.Cls.from_name(APP, "Counter")
+    ten = Counter(start=10)
+    first, second = ten.bump.remote(2), ten.bump.remote(3)
+    assert (first["value"], second["value"], first["label"]) == (12, 13, "c")
+    assert (second["entered"], second["calls"], second["pid"]) == (1, 2, first["pid"])
+    # other parameter values: other containers, entered once each
+    other = Counter(start=1, label="x").bump.remote()
+    assert (other["value"], other["label"], other["entered"], other["calls"]) == (2, "x", 1, 1)
+    assert other["pid"] != first["pid"]
+    # spawned, then polled by id
+    call = ten.slow.spawn(1.0)
+    with pytest.raises(TimeoutError):
+        modal.FunctionCall.from_id(call.object_id).get(timeout=0)
+    assert modal.FunctionCall.from_id(call.object_id).get(timeout=30) == "c:10"
+    assert ten.bump.remote()["calls"] == 3  # the same warm container, still entered once
+
+
+def test_class_through_modal_run(objs_app):
+    out = objs_app.modal("run", "emu_objs_app.py", "--start", "5").stdout
+    assert "RESULT 6 2" in out

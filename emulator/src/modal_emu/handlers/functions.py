@@ -12,6 +12,7 @@ from modal_proto import api_pb2
 
 from ..rpc import invalid, not_found, rpc
 from ..runner import input_path, result_path
+from ..service_class import add_method_metadata, resolve_variant
 from ..store import atomic_write, new_id, now
 from .apps import deployed_app
 from .images import image_env, image_mount_ids
@@ -26,7 +27,7 @@ def _b64(message) -> str:
 
 
 def _function(emu, function_id: str) -> dict:
-    fn = emu.store["functions"].get(function_id)
+    fn = emu.store["functions"].get(function_id) or resolve_variant(emu.store, function_id)
     if fn is None:
         raise not_found(f"Function {function_id} not found")
     return fn
@@ -112,6 +113,7 @@ async def FunctionCreate(emu, request: api_pb2.FunctionCreateRequest) -> api_pb2
         supported_output_formats=[PICKLE],
         app_id=request.app_id,
     )
+    add_method_metadata(metadata, definition)
     emu.store["functions"][function_id] = {
         "id": function_id,
         "version": version,
