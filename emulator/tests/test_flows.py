@@ -102,7 +102,7 @@ def test_unknown_app_or_function(emulator):
 
 
 def test_unimplemented_rpc_is_named(emulator):
-    with pytest.raises(Exception, match="does not implement SharedVolumeGetOrCreate"):
+    with pytest.raises(modal.exception.UnimplementedError, match=r"Network File Systems.*SharedVolumeGetOrCreate"):
         modal.NetworkFileSystem.from_name("nfs", create_if_missing=True).hydrate()
     assert "UNIMPLEMENTED RPC SharedVolumeGetOrCreate" in emulator.server_log()
 

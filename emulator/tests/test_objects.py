@@ -1,4 +1,5 @@
-"""modal.Dict, modal.Queue and @app.cls through the real client."""
+"""modal.Dict, modal.Queue and @app.cls through the real client, and the clear errors
+for what the emulator leaves out."""
 
 from __future__ import annotations
 
@@ -103,8 +104,19 @@ def test_class_enter_runs_once_per_container_with_parameters(objs_app):
         modal.FunctionCall.from_id(call.object_id).get(timeout=0)
     assert modal.FunctionCall.from_id(call.object_id).get(timeout=30) == "c:10"
     assert ten.bump.remote()["calls"] == 3  # the same warm container, still entered once
+    assert ten.peek.remote() == {"start": 10, "calls": 3}  # an async method, on the same instance
 
 
 def test_class_through_modal_run(objs_app):
     out = objs_app.modal("run", "emu_objs_app.py", "--start", "5").stdout
     assert "RESULT 6 2" in out
+
+
+def test_left_out_features_fail_clearly(objs_app):
+    deploy = objs_app.modal("deploy", "emu_web_app.py", check=False)
+    assert deploy.returncode != 0
+    assert "does not support web endpoints" in deploy.stdout + deploy.stderr
+    assert "'hello'" in deploy.stdout + deploy.stderr
+    app = modal.App.lookup("emu-sandbox", create_if_missing=True)
+    with pytest.raises(modal.exception.UnimplementedError, match=r"Sandboxes \(modal.Sandbox\)"):
+        modal.Sandbox.create("echo", "hi", app=app)

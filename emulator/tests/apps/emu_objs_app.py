@@ -1,5 +1,6 @@
 """The app the Dict/Queue/class tests deploy with the real `modal deploy`."""
 
+import asyncio
 import os
 import time
 
@@ -44,6 +45,11 @@ class Counter:
             "calls": self.calls,
             "pid": self.pid,
         }
+
+    @modal.method()
+    async def peek(self):
+        await asyncio.sleep(0)
+        return {"start": self.start, "calls": self.calls}
 
     @modal.method()
     def slow(self, seconds: float):

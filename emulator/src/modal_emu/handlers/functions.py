@@ -14,6 +14,7 @@ from ..rpc import invalid, not_found, rpc
 from ..runner import input_path, result_path
 from ..service_class import add_method_metadata, resolve_variant
 from ..store import atomic_write, new_id, now
+from ..unsupported import check_definition
 from .apps import deployed_app
 from .images import image_env, image_mount_ids
 
@@ -93,6 +94,7 @@ async def FunctionCreate(emu, request: api_pb2.FunctionCreateRequest) -> api_pb2
     definition = data.ranked_functions[0].function
     if definition.definition_type != api_pb2.Function.DEFINITION_TYPE_FILE:
         raise invalid("the local Modal emulator runs functions defined in files only (not serialized=True)")
+    check_definition(definition)
     function_id = request.existing_function_id or new_id("fu")
     # Each (re)deploy gets its own copy of the files: a call runs the version it was spawned on.
     version = emu.store["functions"].get(function_id, {}).get("version", 0) + 1
