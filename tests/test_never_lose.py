@@ -11,45 +11,15 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.flow import Project, clean_env, render
+from tests.flow import Project, clean_env, ledger, own_ledger, render, start_emulator, tasks_file  # noqa: F401
 
 pytestmark = pytest.mark.e2e
-LEDGER_STATES = "SELECT task_id, call_id, state FROM calls ORDER BY id"
-
-
-def tasks_file(project: Path, name: str, ids: list[str], **params) -> str:
-    (project / name).write_text("".join(json.dumps({"id": i, **params}) + "\n" for i in ids))
-    return name
-
-
-def start_emulator(project: Project, *options: str) -> None:
-    """The project's own emulator (installed by `make local-up`), here with simulated latency."""
-    python = project.path / ".venv" / "bin" / "python"
-    cmd = [str(python), "-m", "modal_emu", "serve", "--state-dir", ".modal-local", "--detach", *options]
-    subprocess.run(cmd, cwd=project.path, env=clean_env(), check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture(autouse=True)
-def own_ledger(monkeypatch, tmp_path):
-    """Each test keeps its own ledger and results (the generated settings read these variables)."""
-    monkeypatch.setenv("JOB_LEDGER", str(tmp_path / "ledger.sqlite3"))
-    monkeypatch.setenv("JOB_RESULTS_DIR", str(tmp_path / "results"))
-    return tmp_path
-
-
-def ledger(project: Project) -> list[tuple[str, str, str]]:
-    path = Path(os.environ["JOB_LEDGER"])
-    if not path.exists():
-        return []
-    with sqlite3.connect(path) as db:
-        return list(db.execute(LEDGER_STATES))
 
 
 def started_markers(project: Project) -> list[tuple[str, str]]:
@@ -253,3 +223,90 @@ def test_json_output_is_json_even_with_an_empty_ledger(project: Project):
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout) == empty, f"{target}: {proc.stdout!r}"
         assert "no jobs" in proc.stderr
+
+
+def test_ctrl_c_in_a_sweep_of_hundreds(project: Project):
+    ids = [f"k{i:04d}" for i in range(300)]
+    name = tasks_file(project.path, "k.jsonl", ids)
+    proc = subprocess.Popen(
+        ["make", "spawn", "LOCAL=1", f"TASKS={name}"],
+        cwd=project.path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(ledger(project)) < 100:  # well into the spawning
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    first = ledger(project)
+    assert proc.returncode != 0 and "Re-running `make spawn` is safe" in err, err
+    assert 100 <= len(first) < 300 and {state for _, _, state in first} <= {"pending", "succeeded"}
+    rerun = project.make("spawn", f"TASKS={name}")
+    assert f"{300 - len(first)} of {300 - len(first)} spawned" in rerun.stderr
+    project.make("wait", "ARGS=--interval 1", check=False, timeout=400)
+    recorded = sorted((t, c) for t, c, _ in ledger(project))
+    ran = sorted(m for m in started_markers(project) if m[0].startswith("k"))
+    assert [t for t, _ in recorded] == ids
+    assert ran == recorded, "every call that ran is in the ledger, once"
+
+
+def test_a_sweep_survives_the_emulator_dying_and_retry_respawns_the_lost(project: Project):
+    ids = [f"die-{i:02d}" for i in range(12)]
+    project.make("spawn", f"TASKS={tasks_file(project.path, 'die.jsonl', ids, seconds=4)}")
+    time.sleep(1.5)  # 8 running (the emulator's concurrency), 4 queued
+    pid = int((project.path / ".modal-local" / "server.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    start_emulator(project, "--latency", "20")
+    status = project.make("status", "ARGS=--json", check=False)
+    assert "Traceback" not in status.stderr and status.returncode in (0, 2), status.stderr  # make: 2 = failed
+    project.make("wait", "ARGS=--interval 0.5 --timeout 150", check=False, timeout=200)
+    states = {t: s for t, _, s in ledger(project)}
+    lost = sorted(t for t, s in states.items() if s == "lost")
+    assert lost and set(states.values()) == {"lost", "succeeded"}, states
+    table = project.make("status", "ARGS=--state lost").stdout
+    assert all(t in table for t in lost) and "succeeded" not in table.split("┃")[-1]
+
+    before = ledger(project)
+    retried = project.make("retry")
+    assert f"{len(lost)} of {len(lost)} spawned" in retried.stderr
+    after = ledger(project)
+    assert sorted(t for t, _, _ in after[len(before) :]) == lost, "retry respawns exactly the lost tasks"
+    project.make("wait", "ARGS=--interval 0.5")
+    newest = {c["task_id"]: c["state"] for c in json.loads(project.make("status", "ARGS=--json").stdout)}
+    assert set(newest.values()) == {"succeeded"}
+    assert len(after) == len(ids) + len(lost), "earlier attempts stay in the ledger"
+
+
+def test_monitor_commands_tell_what_happened(project: Project):
+    project.make("spawn", f"TASKS={tasks_file(project.path, 'mon.jsonl', ['mon-ok'], n=500)}")
+    project.make("spawn", f"TASKS={tasks_file(project.path, 'mon2.jsonl', ['mon-bad'], n=0)}")
+    watched = [json.loads(line) for line in project.make("watch", "ARGS=--json --interval 0.5").stdout.splitlines()]
+    assert watched[-1]["counts"]["succeeded"] == 1 and watched[-1]["counts"]["failed"] == 1
+
+    logs = json.loads(project.make("logs", "ARGS=mon-bad --json").stdout)
+    assert any("'n' must be >= 1" in line for line in logs["lines"]), logs
+
+    doctor = {c["check"]: c for c in json.loads(project.make("doctor", "ARGS=--json").stdout)}
+    assert doctor["deployment"]["status"] == doctor["code hash"]["status"] == "ok", doctor
+
+    project.make("results")
+    summary = (Path(os.environ["JOB_RESULTS_DIR"]) / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("task_id,param.n") and summary[1].startswith("mon-ok,500,")
+
+
+def test_an_expired_result_shows_as_expired(project: Project):
+    project.make("local-down", local=False)
+    start_emulator(project, "--result-ttl", "1")
+    try:
+        project.make("spawn", f"TASKS={tasks_file(project.path, 'exp.jsonl', ['exp-1'])}")
+        time.sleep(4)
+        status = json.loads(project.make("status", "ARGS=--json").stdout)
+        assert status[0]["state"] == "expired" and "7 days" in status[0]["error"]
+    finally:
+        project.make("local-down", local=False)
+        start_emulator(project, "--latency", "20")

@@ -47,6 +47,8 @@ CANCELLED = "cancelled"
 EXPIRED = "expired"
 STATES = (SPAWNING, UNKNOWN, PENDING, SUCCEEDED, FAILED, TIMEOUT, LOST, CANCELLED, EXPIRED)
 FINAL_STATES = frozenset({SUCCEEDED, FAILED, TIMEOUT, LOST, CANCELLED, EXPIRED})
+# `make retry` spawns a new attempt of a task whose newest call ended in one of these.
+RETRYABLE_STATES = frozenset({FAILED, TIMEOUT, LOST, EXPIRED})
 # A task whose newest row is in one of these is not spawned again without being asked.
 ACTIVE_STATES = frozenset({SPAWNING, UNKNOWN, PENDING, SUCCEEDED})
 
@@ -98,10 +100,11 @@ class Call:
     error: str | None
     result_path: str | None
 
+    def params_dict(self) -> dict[str, Any]:
+        return json.loads(self.params)
+
     def as_dict(self) -> dict[str, Any]:
-        data = dict(self.__dict__)
-        data["params"] = json.loads(self.params)
-        return data
+        return {**self.__dict__, "params": self.params_dict()}
 
 
 class Ledger:
@@ -225,7 +228,8 @@ class Ledger:
             )
 
     def calls(self, *, state: str | None = None, latest_only: bool = True) -> list[Call]:
-        """Rows in spawn order; by default only the newest row of each task."""
+        """Rows in spawn order; by default only the newest row of each task (earlier rows are
+        the history of its attempts)."""
         if not self.path.exists():
             return []
         query = "SELECT * FROM calls"
