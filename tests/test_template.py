@@ -81,6 +81,10 @@ BAD_ANSWERS = [
     ({"python_version": "2.7"}, "python_version", "2.7"),
     ({"workload": "tensorflow"}, "workload", "tensorflow"),
     ({"emulator_source": "/x; rm -rf /"}, "emulator_source", "only letters"),
+    ({"emulator_source": "/opt/$HOME/emulator"}, "emulator_source", "only letters"),
+    ({"emulator_source": "/opt/x#y"}, "emulator_source", "#subdirectory="),
+    ({"emulator_source": "git+https://h/r#egg=x"}, "emulator_source", "#subdirectory="),
+    ({"emulator_source": "git+https://h/r#subdirectory=a#b"}, "emulator_source", "#subdirectory="),
     # answers given as text (copier -d, a data file): a type error names the question too
     ({"timeout_seconds": "abc"}, "timeout_seconds", "whole number"),
     ({"timeout_seconds": "12.5"}, "timeout_seconds", "whole number"),
@@ -188,7 +192,7 @@ def test_emulator_source_defaults_to_the_template_checkout(render):
     [
         (
             "git+https://github.com/acme/copier-modal-jobs@v1#subdirectory=emulator",
-            "EMULATOR ?= modal-emu @ git+https://github.com/acme/copier-modal-jobs@v1#subdirectory=emulator",
+            "EMULATOR ?= modal-emu @ git+https://github.com/acme/copier-modal-jobs@v1\\#subdirectory=emulator",
         ),
         ("/opt/copier-modal-jobs/emulator", "EMULATOR ?= /opt/copier-modal-jobs/emulator"),
     ],
