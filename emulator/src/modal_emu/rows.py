@@ -11,13 +11,16 @@ Values are copied into tracked containers when they enter a row. The plain dicts
 and lists a caller passed in are *adopted*: their nested containers are swapped for
 the tracked copies (so changes through them land in the row), and a change to the
 passed-in container itself (``d = {...}; table[k] = d; d["x"] = 1``) is carried
-over into the row at the next ``save()`` and when the request that stored it ends
-(see ``Store.request``). Only JSON values are accepted: anything else is a
-``TypeError`` where it is stored, not when it is saved.
+over into the row at every later ``save()`` of the same request (``Store.request``,
+opened around every RPC) or asyncio task, and when that request or task ends.
+Only JSON values are accepted: anything else is a ``TypeError`` where it is
+stored, not when it is saved.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from contextvars import ContextVar
 from typing import Any
 
@@ -25,13 +28,36 @@ JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 class Scope(list):
-    """The containers adopted during one request: ``[original, tracked copy, shallow snapshot]`` each."""
+    """The containers adopted during one request or task: ``[original, tracked copy, shallow snapshot]`` each."""
 
     closed = False
 
 
-adopted: ContextVar[Scope | None] = ContextVar("modal_emu_adopted", default=None)
-_unscoped = Scope()  # adopted outside any open request: synced at the next save, then dropped
+adopted: ContextVar[Scope | None] = ContextVar("modal_emu_adopted", default=None)  # set by Store.request
+_task_scopes: weakref.WeakKeyDictionary[asyncio.Task, Scope] = weakref.WeakKeyDictionary()
+_unscoped = Scope()  # adopted by code outside the event loop (start-up, scripts): kept
+
+
+def _task() -> asyncio.Task | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
+def _scope() -> Scope:
+    """Where an adoption is remembered: the open request, else the running task
+    (synced once more when it ends), else the process."""
+    scope = adopted.get()
+    if scope is not None and not scope.closed:
+        return scope
+    task = _task()
+    if task is None:
+        return _unscoped
+    if task not in _task_scopes:
+        scope = _task_scopes[task] = Scope()
+        task.add_done_callback(lambda _: _sync(scope))
+    return _task_scopes[task]
 
 
 class TrackedDict(dict):
@@ -172,9 +198,7 @@ def _adopt(original: dict | list, tracked: TrackedDict | TrackedList) -> None:
     for key in original.keys() if isinstance(original, dict) else range(len(original)):
         if isinstance(original[key], dict | list):
             original[key] = tracked[key]  # a change through the nested container is a change of the row
-    entry = [original, tracked, _snapshot(original)]
-    scope = adopted.get()
-    (scope if scope is not None and not scope.closed else _unscoped).append(entry)
+    _scope().append([original, tracked, _snapshot(original)])
 
 
 def _snapshot(container: dict | list) -> dict | list:
@@ -190,9 +214,16 @@ def _same(a: dict | list, b: dict | list) -> bool:
 def sync_adopted() -> None:
     """Carry changes made to adopted (passed-in) containers over into their rows."""
     scope = adopted.get()
-    entries = [*(scope or []), *_unscoped]
-    _unscoped.clear()
-    for entry in entries:
+    if scope is not None and not scope.closed:
+        _sync(scope)
+    task = _task()
+    if task in _task_scopes:
+        _sync(_task_scopes[task])
+    _sync(_unscoped)
+
+
+def _sync(scope: Scope) -> None:
+    for entry in list(scope):
         original, tracked, snapshot = entry
         if _same(original, snapshot):
             continue

@@ -22,8 +22,8 @@ incremental, so its cost does not grow with the number of stored calls:
   dirty rows in one transaction (an upsert each; deleted keys are deleted). There
   is no "remember to mark it" step that could be forgotten, and no scan.
 * A dict handed to the store is copied into a tracked row; changes made later
-  through the dict that was passed in are carried over at the next ``save()`` and
-  when the request ends (``Store.request``, opened around every RPC).
+  through the dict that was passed in are carried over at every ``save()`` of the
+  same request (``Store.request``, opened around every RPC) or task, and when it ends.
 * Rows are read from SQLite on first use and kept while anyone holds them (a weak
   cache) plus the most recently used ones; the keys of every table stay in memory.
   So memory does not grow with the number of stored calls.
