@@ -3,10 +3,10 @@
     uv run python bench/bench_store.py [--small 1000] [--large 10000] [--spawns 200]
 
 For each size, side by side in one run: a state dir holding that many finished
-calls (one real call, cloned through the store), then an emulator (--latency 0)
-started on it, the time per spawn of --spawns sequential spawns, and the server's
-RSS after them, and the server's CPU time per spawn (the figure that a busy machine
-does not blur). Then the ratios large/small (the goal: time at most 1.2x, memory
+calls (one real call, cloned through the store) and an emulator (--latency 0)
+serving it; rounds of --spawns sequential spawns alternate between the two. Printed
+per size: the time per spawn and the server's CPU time per spawn (median round),
+and the server's RSS at the end. Then the ratios large/small (the goal: time at most 1.2x, memory
 flat). Last, --burst spawns from one client, 32 at a time, at --latency 50: the
 bound is spawns x round trip / 32; when the CPUs are the limit, the CPU times say so.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,15 +99,30 @@ def seed(state: Path, calls: int) -> None:
     store.save()
 
 
-def measure(calls: int, spawns: int) -> dict:
-    state = Path(tempfile.mkdtemp(prefix="modal-emu-bench-store-"))
-    seed(state, calls)
-    env = start(state, "--latency", "0")
+def measure(sizes: list[int], spawns: int, rounds: int) -> dict[int, dict]:
+    """Both state dirs served at once; rounds of spawns alternate between them, so a busy
+    machine slows both alike. Per size: the median round, and the server's RSS at the end."""
+    states = {calls: Path(tempfile.mkdtemp(prefix=f"modal-emu-bench-{calls}-")) for calls in sizes}
+    for calls, state in states.items():
+        seed(state, calls)
+    envs = {calls: start(state, "--latency", "0") for calls, state in states.items()}
     try:
-        r = json.loads(modal_cli(env, SPAWN_CLIENT, str(spawns), "1", server_pid(state)))
-        return {"per_spawn": r["spawned"] / spawns, "cpu": r["server_cpu"] / spawns, "rss": rss_mb(state)}
+        runs: dict[int, list[dict]] = {calls: [] for calls in sizes}
+        for _ in range(rounds):
+            for calls, state in states.items():
+                out = modal_cli(envs[calls], SPAWN_CLIENT, str(spawns), "1", server_pid(state))
+                runs[calls].append(json.loads(out))
+        return {
+            calls: {
+                "per_spawn": statistics.median(r["spawned"] for r in runs[calls]) / spawns,
+                "cpu": statistics.median(r["server_cpu"] for r in runs[calls]) / spawns,
+                "rss": rss_mb(states[calls]),
+            }
+            for calls in sizes
+        }
     finally:
-        local.stop(state)
+        for state in states.values():
+            local.stop(state)
 
 
 def burst(spawns: int, latency_ms: float, concurrent: int) -> dict:
@@ -121,16 +137,21 @@ def burst(spawns: int, latency_ms: float, concurrent: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--small", type=int, default=1000, help="calls already stored, first run")
-    parser.add_argument("--large", type=int, default=10000, help="calls already stored, second run")
-    parser.add_argument("--spawns", type=int, default=200, help="sequential spawns timed in each run")
+    parser.add_argument("--small", type=int, default=1000, help="calls already stored in the first state dir")
+    parser.add_argument("--large", type=int, default=10000, help="calls already stored in the second state dir")
+    parser.add_argument("--spawns", type=int, default=100, help="sequential spawns timed in each round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per size, alternating between the sizes")
     parser.add_argument("--burst", type=int, default=1000, help="spawns of the concurrent run")
     parser.add_argument("--latency", type=float, default=50.0, help="simulated round trip of the concurrent run (ms)")
     parser.add_argument("--concurrent", type=int, default=32, help="spawns in flight at once in the concurrent run")
     args = parser.parse_args()
 
-    small, large = measure(args.small, args.spawns), measure(args.large, args.spawns)
-    print(f"modal-emu store benchmark: {args.spawns} sequential spawns at --latency 0, {os.cpu_count()} CPUs")
+    measured = measure([args.small, args.large], args.spawns, args.rounds)
+    small, large = measured[args.small], measured[args.large]
+    print(
+        f"modal-emu store benchmark: {args.rounds} rounds of {args.spawns} sequential spawns at --latency 0 "
+        f"per size (median round), {os.cpu_count()} CPUs"
+    )
     print("server CPU = user+system time of the emulator process per spawn, running the noop included")
     print(f"{'calls stored':>12} {'per spawn':>10} {'server CPU':>11} {'server RSS':>11}")
     for calls, r in ((args.small, small), (args.large, large)):
