@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS rows (
     key TEXT NOT NULL,
     data TEXT NOT NULL,
     PRIMARY KEY (tbl, key)
-)
+);
+CREATE INDEX IF NOT EXISTS rows_by_app ON rows (tbl, json_extract(data, '$.app_id'));
 """
 UPSERT = "INSERT INTO rows (tbl, key, data) VALUES (?, ?, ?) ON CONFLICT (tbl, key) DO UPDATE SET data = excluded.data"
 
@@ -137,7 +138,7 @@ class Store:
         self.db = sqlite3.connect(self.root / "state.sqlite3", isolation_level=None)
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = NORMAL")
-        self.db.execute(SCHEMA)
+        self.db.executescript(SCHEMA)
         self.dirty: dict[tuple[str, str], rows.Row | None] = {}
         self._recent: OrderedDict[int, rows.Row] = OrderedDict()
         self._import_json(self.root / "state.json")
@@ -199,7 +200,7 @@ class Store:
         """The calls of an app and/or with an input in one of ``input_status``, oldest first."""
         conditions, params = ["1"], []
         if app_id:
-            conditions.append("json_extract(data, '$.app_id') = ?")
+            conditions.append("json_extract(data, '$.app_id') = ?")  # the rows_by_app index
             params.append(app_id)
         if input_status:
             marks = ", ".join("?" * len(input_status))
