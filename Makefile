@@ -42,6 +42,7 @@ lint: dev ## Lint the template repo
 
 bench: dev ## Emulator benchmarks
 	$(UV) run python bench/bench_emulator.py
+	$(UV) run python bench/bench_store.py
 
 docs: dev ## Build the documentation site into site/
 	$(UV) run mkdocs build --strict --quiet

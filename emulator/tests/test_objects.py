@@ -10,6 +10,9 @@ import time
 import modal
 import modal.exception
 import pytest
+from conftest import APP_FILE
+
+APP_DIR = APP_FILE.parent
 
 APP = "emu-objs"
 
@@ -22,7 +25,7 @@ def cpu_seconds(pid: int) -> float:
 
 @pytest.fixture(scope="module")
 def objs_app(emulator):
-    emulator.modal("deploy", "emu_objs_app.py")
+    emulator.modal("deploy", "emu_objs_app.py", cwd=APP_DIR)
     return emulator
 
 
@@ -108,12 +111,12 @@ def test_class_enter_runs_once_per_container_with_parameters(objs_app):
 
 
 def test_class_through_modal_run(objs_app):
-    out = objs_app.modal("run", "emu_objs_app.py", "--start", "5").stdout
+    out = objs_app.modal("run", "emu_objs_app.py", "--start", "5", cwd=APP_DIR).stdout
     assert "RESULT 6 2" in out
 
 
 def test_left_out_features_fail_clearly(objs_app):
-    deploy = objs_app.modal("deploy", "emu_web_app.py", check=False)
+    deploy = objs_app.modal("deploy", "emu_web_app.py", check=False, cwd=APP_DIR)
     assert deploy.returncode != 0
     assert "does not support web endpoints" in deploy.stdout + deploy.stderr
     assert "'hello'" in deploy.stdout + deploy.stderr

@@ -51,8 +51,8 @@ class Emulator:
 
     def recover(self) -> None:
         """After a restart: fail what was running (the process is gone), requeue what never started."""
-        for call_id, call in self.store["calls"].items():
-            for idx, item in call["inputs"].items():
+        for call_id in self.store.call_ids(input_status=("running", "pending")):
+            for idx, item in self.store["calls"][call_id]["inputs"].items():
                 if item["status"] == "running":
                     self.runner.finish_lost(call_id, idx)
                 elif item["status"] == "pending":

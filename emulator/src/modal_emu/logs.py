@@ -47,8 +47,7 @@ class Logs:
         search: str = "",
     ) -> Iterator[dict]:
         """Entries of an app in [since, until), oldest first, filtered like Modal's log API."""
-        calls = self.store["calls"]
-        ids = [function_call_id] if function_call_id else [c for c, v in calls.items() if v["app_id"] == app_id]
+        ids = [function_call_id] if function_call_id else self.store.call_ids(app_id=app_id)
         found = []
         for call_id in ids:
             path = self.store.log_path(call_id).with_suffix(".jsonl")

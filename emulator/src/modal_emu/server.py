@@ -50,8 +50,10 @@ class _Routes:
             await self.emu.before_rpc(name)
             log.debug("RPC %s", name)
             try:
-                async for response in responses(request):
-                    await stream.send_message(response)
+                with self.emu.store.request():
+                    async for response in responses(request):
+                        self.emu.store.save()  # what the client is told about is durable
+                        await stream.send_message(response)
             except GRPCError:
                 raise
             except Exception:

@@ -66,7 +66,7 @@ class Service:
         await self._grpc.wait_closed()
         if self._blob_runner is not None:
             await self._blob_runner.cleanup()
-        self.emu.store.save()
+        self.emu.store.close()
 
 
 async def run_forever(config: Config, on_ready: Callable[[str], None] = lambda url: None) -> None:

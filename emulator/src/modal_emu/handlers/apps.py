@@ -146,15 +146,13 @@ async def AppDeploymentHistory(
 
 @rpc
 async def AppList(emu, request: api_pb2.AppListRequest) -> api_pb2.AppListResponse:
+    running: dict[str, int] = {}
+    for call_id in emu.store.call_ids(input_status=("running",)):
+        call = emu.store["calls"][call_id]
+        count = sum(item["status"] == "running" for item in call["inputs"].values())
+        running[call["app_id"]] = running.get(call["app_id"], 0) + count
     items = []
     for app in emu.store["apps"].values():
-        running = sum(
-            1
-            for call in emu.store["calls"].values()
-            if call["app_id"] == app["id"]
-            for item in call["inputs"].values()
-            if item["status"] == "running"
-        )
         items.append(
             api_pb2.AppListResponse.AppListItem(
                 app_id=app["id"],
@@ -163,7 +161,7 @@ async def AppList(emu, request: api_pb2.AppListRequest) -> api_pb2.AppListRespon
                 state=app["state"],
                 created_at=app["created_at"],
                 stopped_at=app["stopped_at"],
-                n_running_tasks=running,
+                n_running_tasks=running.get(app["id"], 0),
             )
         )
     return api_pb2.AppListResponse(apps=items)
@@ -190,9 +188,8 @@ async def AppStop(emu, request: api_pb2.AppStopRequest) -> empty_pb2.Empty:
     app["state"] = STOPPED
     app["stopped_at"] = now()
     emu.store.save()
-    for call_id, call in list(emu.store["calls"].items()):
-        if call["app_id"] == app["id"]:
-            await emu.runner.cancel(call_id)
+    for call_id in emu.store.call_ids(app_id=app["id"], input_status=("pending", "running")):
+        await emu.runner.cancel(call_id)
     return empty_pb2.Empty()
 
 
