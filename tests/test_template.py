@@ -71,6 +71,10 @@ BAD_ANSWERS = [
     ({"function_name": "class"}, "function_name", "identifier"),
     ({"function_name": "app"}, "function_name", "identifier"),
     ({"project_name": "x; rm"}, "project_name", "letters"),
+    ({"project_name": "Tests"}, "project_name", 'package name "tests"'),  # the project's tests/ folder
+    ({"project_name": "Modal"}, "project_name", 'package name "modal"'),  # would shadow the modal library
+    ({"project_name": "Class"}, "project_name", "keyword"),
+    ({"project_name": "JSON"}, "project_name", "shadows"),
     ({"gpu_fallbacks": ["H9000"]}, "gpu_fallbacks", "unknown GPU"),
     ({"gpu_fallbacks": "H100"}, "gpu_fallbacks", "must be a list"),
     ({"gpu": "H100", "gpu_fallbacks": ["H100"]}, "gpu_fallbacks", "leave out the primary"),
