@@ -14,10 +14,10 @@ ifneq ($(filter $(foreach minor,0 1 2 3 4 5 6 7 8 9 10,0.$(minor).%),$(word 2,$(
 export UV_NATIVE_TLS ?= $(UV_SYSTEM_CERTS)
 endif
 
-.PHONY: help dev demo test lint bench docs clean
+.PHONY: help dev demo test lint bench bench-sweep docs clean
 
 help: ## Show this help
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -32,9 +32,13 @@ dev: .venv/.synced ## Create the dev environment (.venv, with uv)
 demo: dev ## Render a project and run the whole deploy -> spawn -> wait -> results flow offline
 	$(UV) run python -m tests.demo
 
+# The tests mostly wait on subprocesses (uv, copier, the emulator, the modal CLI): three workers
+# keep two cores busy. --dist loadfile keeps each file's shared project/emulator in one worker.
+TEST_WORKERS ?= 3
+
 test: dev ## Lint, then every test: template renders, generated projects, emulator, end to end
 	$(UV) run ruff check .
-	$(UV) run pytest
+	$(UV) run pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: dev ## Lint the template repo
 	$(UV) run ruff check .
@@ -43,6 +47,9 @@ lint: dev ## Lint the template repo
 bench: dev ## Emulator benchmarks
 	$(UV) run python bench/bench_emulator.py
 	$(UV) run python bench/bench_store.py
+
+bench-sweep: dev ## A 1,000-task sweep through a generated project at 50 ms RTT vs a sequential spawn loop
+	$(UV) run python bench/bench_sweep.py $(ARGS)
 
 docs: dev ## Build the documentation site into site/
 	$(UV) run mkdocs build --strict --quiet

@@ -1,0 +1,106 @@
+"""A sweep through a generated project, against the emulator at --latency 50 ms, side by side.
+
+    uv run python bench/bench_sweep.py [--tasks 1000] [--latency 50]
+
+In one run, on one emulator:
+1. the CLI's bare start-up (`python monitor.py --help` in the project: Python, typer, modal);
+2. a plain sequential ``.spawn()`` loop over N tasks (what a hand-written spawner does);
+3. the project's ``make spawn`` of N other tasks (bulk, 32 at a time, ledger intent rows);
+4. the first ``make status`` over the N pending calls, then a second one with nothing to poll.
+It prints each figure with its lower bound (N x RTT / 32 + start-up) and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.flow import Project, clean_env, render, start_emulator  # noqa: E402
+
+LOOP = """
+import json, sys, time, modal
+fn = modal.Function.from_name("modal-jobs", "run_job")
+fn.hydrate()
+t0 = time.perf_counter()
+for i in range(int(sys.argv[1])):
+    fn.spawn({"id": f"loop-{i}", "n": 10})
+print(json.dumps({"loop": time.perf_counter() - t0}))
+"""
+
+
+def timed(project: Project, *args: str) -> float:
+    t0 = time.perf_counter()
+    project.make(*args, timeout=3600)
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--latency", type=float, default=50.0, help="simulated RTT of every RPC, in ms")
+    args = parser.parse_args()
+    n, rtt = args.tasks, args.latency / 1000
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
+    project = Project(render(workdir / "proj"))
+    project.make("setup", local=False)
+    project.make("local-up", local=False)
+    project.make("local-down", local=False)
+    start_emulator(project, "--latency", str(args.latency), "--concurrency", "8")
+    try:
+        project.make("deploy")
+        python = str(project.path / ".venv" / "bin" / "python")
+        env = {**clean_env(), **_client_env(project)}
+
+        t0 = time.perf_counter()
+        subprocess.run([python, "monitor.py", "--help"], cwd=project.path, env=env, check=True, capture_output=True)
+        startup = time.perf_counter() - t0
+
+        loop = subprocess.run(
+            [python, "-c", LOOP, str(n)], cwd=project.path, env=env, check=True, capture_output=True, text=True
+        )
+        sequential = json.loads(loop.stdout)["loop"]
+
+        (project.path / "bench.jsonl").write_text(
+            "".join(json.dumps({"id": f"t{i}", "n": 10}) + "\n" for i in range(n))
+        )
+        spawn = timed(project, "spawn", "TASKS=bench.jsonl")
+        first = timed(project, "status")
+        time.sleep(5)
+        project.make("wait", "ARGS=--interval 2", timeout=3600)
+        second = timed(project, "status")
+    finally:
+        project.make("local-down", local=False, check=False)
+
+    bound = n * rtt / 32 + startup
+    print(f"{n} tasks, RTT {args.latency:g} ms, spawn/poll concurrency 32, machine: {os.cpu_count()} cores")
+    print(f"  CLI start-up                 {startup:7.2f} s")
+    print(f"  sequential .spawn() loop     {sequential:7.2f} s   (N x RTT alone: {n * rtt:.2f} s)")
+    print(f"  make spawn                   {spawn:7.2f} s   bound {bound:.2f} s   ratio to bound {spawn / bound:.2f}")
+    print(f"  first make status            {first:7.2f} s   bound {bound:.2f} s   ratio to bound {first / bound:.2f}")
+    print(f"  second make status (0 polls) {second:7.2f} s   ratio to start-up {second / startup:.2f}")
+    print(f"  speed-up of make spawn over the sequential loop: {sequential / spawn:.1f}x")
+    return 0
+
+
+def _client_env(project: Project) -> dict[str, str]:
+    state = project.path / ".modal-local"
+    return {
+        "MODAL_SERVER_URL": (state / "url").read_text().strip(),
+        "MODAL_TOKEN_ID": "local-emulator",
+        "MODAL_TOKEN_SECRET": "local-emulator",
+        "MODAL_CONFIG_PATH": str(state / "modal.toml"),
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
