@@ -48,7 +48,9 @@ def project(tmp_path_factory) -> Project:
         '        raise ConnectionError("the job\'s own download failed")\n'
         '    time.sleep(float(task.get("seconds", 0)))\n',
     )
-    assert "started" in text
+    # ...and its Params (the tasks are checked against them before spawning) take the extra switch.
+    text = text.replace("    seconds: float = 0", "    raise_connection_error: bool = False\n    seconds: float = 0")
+    assert "started" in text and "raise_connection_error: bool" in text
     workload.write_text(text)
     proj = Project(path)
     proj.make("setup", local=False)

@@ -1,7 +1,8 @@
 """The tasks file: one JSON object per line, each with a unique string ``id``.
 
-Errors name the file and line (``tasks.jsonl:3: ...``) and are raised before
-anything is spawned, so a bad file never leads to a half-spawned batch.
+The other keys are the task's parameters, checked against the workload's ``Params``
+(see :mod:`.params`). Errors name the file and line (``tasks.jsonl:3: n: ...``) and are
+raised before anything is spawned, so a bad file never leads to a half-spawned batch.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import TypeAdapter
+
+from .params import ParamsError, check, workload_params
 
 TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -29,19 +34,32 @@ class Task:
         return {"id": self.id, **self.params}
 
 
-def load_tasks(path: Path) -> list[Task]:
-    """Read and validate every task in ``path`` (blank lines and ``#`` comments are skipped)."""
+def read_text(path: Path, what: str = "tasks file") -> str:
+    """The text of ``path``, or a :class:`TaskFileError` that says what is wrong with it."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise TaskFileError(f"{path}: tasks file not found") from None
+        raise TaskFileError(f"{path}: {what} not found") from None
     except IsADirectoryError:
-        raise TaskFileError(f"{path}: is a directory, not a tasks file") from None
+        raise TaskFileError(f"{path}: is a directory, not a {what}") from None
     except UnicodeDecodeError as exc:
         line = Path(path).read_bytes()[: exc.start].count(b"\n") + 1
         raise TaskFileError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})") from None
     except OSError as exc:
         raise TaskFileError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+WORKLOAD = "workload"  # check parameters against workload.Params (if it defines one)
+
+
+def load_tasks(path: Path, schema: TypeAdapter | None | str = WORKLOAD) -> list[Task]:
+    """Read and validate every task in ``path`` (blank lines and ``#`` comments are skipped).
+
+    ``schema`` checks each task's parameters: by default the workload's ``Params``; ``None`` checks nothing.
+    """
+    if schema is WORKLOAD:
+        schema = workload_params()
+    lines = read_text(path).splitlines()
     tasks: list[Task] = []
     seen: dict[str, int] = {}
     for lineno, raw in enumerate(lines, start=1):
@@ -61,7 +79,10 @@ def load_tasks(path: Path) -> list[Task]:
         if task_id in seen:
             raise TaskFileError(f"{where}: duplicate id {task_id!r} (first on line {seen[task_id]})")
         seen[task_id] = lineno
-        tasks.append(Task(task_id, obj))
+        try:
+            tasks.append(Task(task_id, check(obj, schema)))
+        except ParamsError as exc:
+            raise TaskFileError(f"{where}: {exc}") from None
     if not tasks:
         raise TaskFileError(f"{path}: no tasks found")
     return tasks
