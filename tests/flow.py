@@ -55,7 +55,14 @@ class Project:
         cmd = ["make", *args] + (["LOCAL=1"] if local else [])
         self.say("$ " + ("LOCAL=1 " if local else "") + "make " + " ".join(args))
         proc = subprocess.run(
-            cmd, cwd=self.path, env=clean_env(), capture_output=True, text=True, timeout=timeout, check=False
+            cmd,
+            cwd=self.path,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,  # never a prompt that waits for a developer's terminal
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if check and proc.returncode != 0:
             raise FlowError(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
