@@ -127,8 +127,11 @@ def test_conditional_parts(render):
     assert 'modal.Secret.from_name("wandb"), modal.Secret.from_name("hf-token")' in app
     assert 'VOLUME_NAME = "ckpts"' in (full / "modal_jobs" / "settings.py").read_text()
     assert "import torch" in (full / "modal_jobs" / "workload.py").read_text()
-    assert '"torch>=2.4"' in (full / "pyproject.toml").read_text()
+    assert '"torch==2.13.0"' in (full / "pyproject.toml").read_text()
     assert '"torch' not in (plain / "pyproject.toml").read_text()
+    torch_modules = {"checkpoint.py", "corpus.py", "data.py", "model.py"}
+    assert torch_modules <= {p.name for p in (full / "modal_jobs").iterdir()}
+    assert not torch_modules & {p.name for p in (plain / "modal_jobs").iterdir()}
 
 
 def test_names_flow_through(render):
