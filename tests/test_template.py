@@ -120,11 +120,13 @@ def test_conditional_parts(render):
     plain = render(use_volume=False, secrets=[], workload="minimal")
     app = (plain / "modal_app.py").read_text()
     assert "modal.Volume" not in app and "secrets=" not in app and "volume.commit" not in app
+    assert "apt_install" not in app
     assert "VOLUME_NAME" not in (plain / "modal_jobs" / "settings.py").read_text()
 
     full = render(use_volume=True, volume_name="ckpts", secrets=["wandb", "hf-token"], workload="pytorch")
     app = (full / "modal_app.py").read_text()
     assert 'modal.Secret.from_name("wandb"), modal.Secret.from_name("hf-token")' in app
+    assert '.apt_install("gcc")' in app, "torch.compile needs a C compiler in the image"
     assert 'VOLUME_NAME = "ckpts"' in (full / "modal_jobs" / "settings.py").read_text()
     assert "import torch" in (full / "modal_jobs" / "workload.py").read_text()
     assert '"torch==2.13.0"' in (full / "pyproject.toml").read_text()
