@@ -7,8 +7,12 @@ MAKEFLAGS += --no-print-directory
 # uv comes from PATH, or is installed into .tools/ with the machine's python3 (no root needed).
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export UV
-# Use the system certificate store (corporate proxies, custom CAs), as pip does here.
-export UV_NATIVE_TLS ?= 1
+# uv uses the system certificate store (corporate proxies, custom CAs), as pip does here; uv before 0.11
+# only knows the older name of the setting, which newer uv warns about on every call.
+export UV_SYSTEM_CERTS ?= 1
+ifneq ($(filter $(foreach minor,0 1 2 3 4 5 6 7 8 9 10,0.$(minor).%),$(word 2,$(shell $(UV) --version 2>/dev/null))),)
+export UV_NATIVE_TLS ?= $(UV_SYSTEM_CERTS)
+endif
 
 .PHONY: help dev demo test lint bench docs clean
 

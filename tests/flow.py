@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from copier import run_copy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,3 +160,35 @@ def run_flow(workdir: Path, say: Callable[[str], None] = print) -> dict:
     finally:
         project.make("local-down", local=False, check=False)
     return facts
+
+
+# ------------------------------------------------- helpers of the e2e tests that break things
+def tasks_file(project: Path, name: str, ids: list[str], **params) -> str:
+    (project / name).write_text("".join(json.dumps({"id": i, **params}) + "\n" for i in ids))
+    return name
+
+
+def start_emulator(project: Project, *options: str) -> None:
+    """The project's own emulator (installed by `make local-up`), with extra options."""
+    python = project.path / ".venv" / "bin" / "python"
+    cmd = [str(python), "-m", "modal_emu", "serve", "--state-dir", ".modal-local", "--detach", *options]
+    subprocess.run(cmd, cwd=project.path, env=clean_env(), check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(autouse=True)
+def own_ledger(monkeypatch, tmp_path):
+    """Each test keeps its own ledger and results (the generated settings read these variables)."""
+    monkeypatch.setenv("JOB_LEDGER", str(tmp_path / "ledger.sqlite3"))
+    monkeypatch.setenv("JOB_RESULTS_DIR", str(tmp_path / "results"))
+    return tmp_path
+
+
+def ledger(project: Project) -> list[tuple[str, str, str]]:
+    path = Path(os.environ["JOB_LEDGER"])
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as db:
+        try:
+            return list(db.execute("SELECT task_id, call_id, state FROM calls ORDER BY id"))
+        except sqlite3.OperationalError:  # the spawner is creating the ledger right now
+            return []

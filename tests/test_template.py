@@ -81,6 +81,20 @@ BAD_ANSWERS = [
     ({"python_version": "2.7"}, "python_version", "2.7"),
     ({"workload": "tensorflow"}, "workload", "tensorflow"),
     ({"emulator_source": "/x; rm -rf /"}, "emulator_source", "only letters"),
+    ({"emulator_source": "/opt/$HOME/emulator"}, "emulator_source", "only letters"),
+    ({"emulator_source": "/opt/x#y"}, "emulator_source", "#subdirectory="),
+    ({"emulator_source": "git+https://h/r#egg=x"}, "emulator_source", "#subdirectory="),
+    ({"emulator_source": "git+https://h/r#subdirectory=a#b"}, "emulator_source", "#subdirectory="),
+    # answers given as text (copier -d, a data file): a type error names the question too
+    ({"timeout_seconds": "abc"}, "timeout_seconds", "whole number"),
+    ({"timeout_seconds": "12.5"}, "timeout_seconds", "whole number"),
+    ({"timeout_seconds": 12.5}, "timeout_seconds", "whole number"),
+    ({"gpu_count": "two"}, "gpu_count", "whole number"),
+    ({"retries": "1e3"}, "retries", "whole number"),
+    ({"retries": ""}, "retries", "whole number"),
+    ({"use_volume": "maybe"}, "use_volume", "yes or no"),
+    ({"use_volume": "2"}, "use_volume", "yes or no"),
+    ({"use_volume": ""}, "use_volume", "yes or no"),
 ]
 
 
@@ -95,6 +109,35 @@ def test_bad_answers_are_rejected_naming_the_question(tmp_path, answers, questio
     assert f"'{question}'" in text and message in text, text
     assert "\n" not in text.strip(), "the message should be one line"
     assert not (dst / "modal_app.py").exists(), "nothing is rendered for bad answers"
+
+
+@pytest.mark.parametrize(
+    ("answer", "question"),
+    [("timeout_seconds=abc", "timeout_seconds"), ("gpu_count=2x", "gpu_count"), ("use_volume=maybe", "use_volume")],
+)
+def test_copier_cli_names_the_question_of_a_mistyped_answer(tmp_path, answer, question):
+    """`copier copy -d timeout_seconds=abc`: copier prints its traceback, then one line naming the question."""
+    dst = tmp_path / "p"
+    cmd = [sys.executable, "-m", "copier", "copy", "--defaults", "--quiet", "-d", answer, str(ROOT), str(dst)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert f"Validation error for question '{question}': {question}: " in last, proc.stderr[-2000:]
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("yes", True), ("on", True), ("1", True), (True, True), ("no", False), ("False", False), ("0", False)],
+)
+def test_use_volume_takes_the_usual_yes_and_no_words(render, value, expected):
+    app = (render(use_volume=value) / "modal_app.py").read_text()
+    assert ("modal.Volume" in app) is expected
+
+
+@pytest.mark.parametrize("value", ["7", " 7 ", 7, "+7"])
+def test_int_answers_given_as_text_still_work(render, value):
+    assert "timeout=7," in (render(timeout_seconds=value) / "modal_app.py").read_text()
 
 
 @pytest.mark.parametrize(
@@ -154,7 +197,7 @@ def test_emulator_source_defaults_to_the_template_checkout(render):
     [
         (
             "git+https://github.com/acme/copier-modal-jobs@v1#subdirectory=emulator",
-            "EMULATOR ?= modal-emu @ git+https://github.com/acme/copier-modal-jobs@v1#subdirectory=emulator",
+            "EMULATOR ?= modal-emu @ git+https://github.com/acme/copier-modal-jobs@v1\\#subdirectory=emulator",
         ),
         ("/opt/copier-modal-jobs/emulator", "EMULATOR ?= /opt/copier-modal-jobs/emulator"),
     ],

@@ -6,6 +6,7 @@ import json
 import time
 
 import modal
+import modal.environments
 import modal.exception
 import pytest
 from emu_helpers import wait_for
@@ -102,9 +103,9 @@ def test_unknown_app_or_function(emulator):
 
 
 def test_unimplemented_rpc_is_named(emulator):
-    with pytest.raises(Exception, match="does not implement QueueGetOrCreate"):
-        modal.Queue.from_name("q", create_if_missing=True).hydrate()
-    assert "UNIMPLEMENTED RPC QueueGetOrCreate" in emulator.server_log()
+    with pytest.raises(modal.exception.UnimplementedError, match="does not implement EnvironmentList"):
+        modal.environments.list_environments()
+    assert "UNIMPLEMENTED RPC EnvironmentList" in emulator.server_log()
 
 
 def test_logs_of_a_call_are_kept(emulator, tmp_path):

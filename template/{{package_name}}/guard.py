@@ -1,10 +1,11 @@
 """Code-change guard: never spawn jobs onto a deployment that runs other code.
 
-The hash covers exactly what ``modal deploy`` ships: ``modal_app.py``, this
-package (added to the image with ``add_local_python_source``) and the dependency
-spec in ``pyproject.toml``. Editing the README, tests or the tasks file does not
-change it. ``make deploy`` tags the deployment with the hash; the spawner compares
-it with the newest deployed tag, and the deployed function re-checks it.
+The hash covers exactly what ``modal deploy`` ships: ``modal_app.py``, the files
+of this package that ``add_local_python_source`` adds to the image (found with
+modal's own rules: ``*.py`` only) and the dependency spec in ``pyproject.toml``.
+Editing the README, tests or the tasks file does not change it. ``make deploy``
+tags the deployment with the hash; the spawner compares it with the newest
+deployed tag, and the deployed function re-checks it.
 """
 
 from __future__ import annotations
@@ -18,24 +19,43 @@ from pathlib import Path
 from . import settings
 
 HASH_ENV = "JOB_CODE_HASH"
-_SKIP_DIRS = {"__pycache__"}
-_SKIP_SUFFIXES = {".pyc", ".pyo"}
 
 
 class StaleDeploymentError(RuntimeError):
     """The deployed code differs from the local code."""
 
 
+def shipped_package_files(root: Path = settings.PROJECT_ROOT) -> list[Path]:
+    """The package files ``add_local_python_source`` puts in the image, by modal's own rules
+    (its default ``ignore``, which keeps ``*.py`` files only)."""
+    from pathlib import PurePosixPath
+
+    from modal.file_pattern_matcher import NON_PYTHON_FILES
+    from modal.mount import _MountDir
+
+    package = _MountDir(
+        Path(root) / settings.PACKAGE_NAME, PurePosixPath("/root"), ignore=NON_PYTHON_FILES, recursive=True
+    )
+    return sorted({Path(local).resolve() for local, _remote in package.get_files_to_upload()})
+
+
 def deployed_files(root: Path = settings.PROJECT_ROOT) -> list[Path]:
-    """The files whose content goes into the hash, in a stable order."""
-    package = root / Path(__file__).resolve().parent.name
-    files = [root / "modal_app.py"]
-    files += sorted(
+    """The files whose content goes into the hash, in a stable order: exactly the ones deployed."""
+    return [root / "modal_app.py", *shipped_package_files(root)]
+
+
+def unshipped_files(root: Path = settings.PROJECT_ROOT) -> list[Path]:
+    """Files in the package that Modal will NOT ship (a job that opens them fails on Modal only)."""
+    package = root / settings.PACKAGE_NAME
+    shipped = set(shipped_package_files(root))
+    return sorted(
         p
         for p in package.rglob("*")
-        if p.is_file() and p.suffix not in _SKIP_SUFFIXES and not _SKIP_DIRS.intersection(p.parts)
+        if p.is_file()
+        and p.resolve() not in shipped
+        and p.suffix not in {".pyc", ".pyo"}
+        and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(package).parts)
     )
-    return files
 
 
 def dependency_spec(root: Path = settings.PROJECT_ROOT) -> dict:
@@ -51,6 +71,7 @@ def dependency_spec(root: Path = settings.PROJECT_ROOT) -> dict:
 
 def code_hash(root: Path = settings.PROJECT_ROOT) -> str:
     """A short, stable content hash of everything that is deployed."""
+    root = Path(root).resolve()
     digest = hashlib.sha256()
     for path in deployed_files(root):
         rel = path.relative_to(root).as_posix()
@@ -81,12 +102,13 @@ def deployed_hash(app_name: str = settings.APP_NAME) -> str | None:
 
     Reads ``modal app history APP --json``; accepts both ``tag`` and ``Tag`` keys.
     """
-    proc = subprocess.run(
-        ["modal", "app", "history", app_name, "--json"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    command = ["modal", "app", "history", app_name, "--json"]
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=settings.API_TIMEOUT_S + 10)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(
+            f"`{' '.join(command)}` got no answer within {settings.API_TIMEOUT_S + 10:g} s: is Modal's API reachable?"
+        ) from None
     if proc.returncode != 0:
         text = (proc.stderr + proc.stdout).lower()
         if "not found" in text or "no app with name" in text:

@@ -1,14 +1,24 @@
 """Talking to Modal: spawn onto the deployed function, poll, collect, cancel.
 
 Only this module (and ``modal_app.py``) imports ``modal``; the scripts stay thin.
+Every request goes through modal's async client, a bounded number at a time, and
+each one is given :data:`settings.API_TIMEOUT_S` to answer, so an unreachable API
+costs seconds, not a minute per call.
+
+The one rule: **only the job's own outcome ends a call.** A network, auth or
+server error while polling leaves the call pending and is reported once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
+import grpclib.exceptions
 import modal
 import modal.exception
 
@@ -16,56 +26,62 @@ from . import ledger as L
 from . import settings
 from .tasks import Task
 
+T = TypeVar("T")
+
 
 class NotDeployedError(RuntimeError):
     pass
 
 
-def deployed_function(app_name: str = settings.APP_NAME, function_name: str = settings.FUNCTION_NAME):
-    """The function of the *deployed* app: spawns on it outlive this process."""
-    fn = modal.Function.from_name(app_name, function_name)
+class ApiUnreachable(RuntimeError):
+    """Modal's API did not answer (network, auth, server): nothing about the job is known."""
+
+
+async def bounded(request: Awaitable[T], what: str, timeout: float | None = None) -> T:
+    """Await one request to Modal, at most ``timeout`` seconds."""
+    timeout = settings.API_TIMEOUT_S if timeout is None else timeout
     try:
-        fn.hydrate()
-    except modal.exception.NotFoundError:
-        raise NotDeployedError(
-            f"function '{function_name}' of app '{app_name}' is not deployed: run `make deploy`"
-        ) from None
-    return fn
+        return await asyncio.wait_for(request, timeout)
+    except TimeoutError:
+        raise ApiUnreachable(f"{what}: Modal's API did not answer within {timeout:g} s") from None
 
 
-class SpawnInterrupted(RuntimeError):
-    """Spawning stopped part-way; what was spawned is in the ledger."""
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def spawn_tasks(
-    fn,
-    tasks: Iterable[Task],
-    ledger: L.Ledger,
-    code_hash: str,
-    on_spawn: Callable[[Task, str], None] = lambda task, call_id: None,
-) -> list[tuple[Task, str]]:
-    """Spawn each task and record its call id at once, so no id is ever lost.
-
-    If a spawn fails (network, quota), the calls already spawned stay recorded and
-    running; running the spawner again skips them and spawns the rest.
-    """
-    tasks = list(tasks)
-    spawned = []
-    for task in tasks:
-        try:
-            call = fn.spawn(task.payload(), expected_code_hash=code_hash)
-        except Exception as exc:
-            raise SpawnInterrupted(
-                f"spawning stopped at task {task.id!r} ({type(exc).__name__}: {exc}); {len(spawned)} of "
-                f"{len(tasks)} spawned and recorded: run the spawner again to spawn the rest"
-            ) from exc
-        ledger.record_spawn(call.object_id, task.id, settings.APP_NAME, code_hash)
-        spawned.append((task, call.object_id))
-        on_spawn(task, call.object_id)
-    return spawned
+# ----------------------------------------------------------------- outcomes
+def _decoded_by_modal(exc: BaseException) -> bool:
+    """True when modal's result decoder raised ``exc``: it is the job's outcome (its own
+    exception re-raised here, a timeout, a lost input), not a failure to reach the API.
+    A job may raise ConnectionError itself, so the type alone cannot tell."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code)
+        tb = tb.tb_next
+    for i, code in enumerate(frames):
+        if code.co_name == "_process_result" and code.co_filename.endswith("function_utils.py"):
+            after = frames[i + 1] if i + 1 < len(frames) else None
+            return after is None or "blob_utils" not in after.co_filename  # a blob download is the API's
+    return False
 
 
-def _save_result(task_id: str, value, results_dir: Path) -> Path:
+def outcome_of(exc: BaseException) -> tuple[str, str] | None:
+    """The ledger state and error a poll's exception means, or ``None`` for "still unknown"."""
+    if isinstance(exc, modal.exception.OutputExpiredError):
+        return L.EXPIRED, "result expired (Modal keeps results for 7 days)"
+    if not _decoded_by_modal(exc):
+        return None
+    if isinstance(exc, modal.exception.FunctionTimeoutError):
+        return L.TIMEOUT, describe(exc)
+    if isinstance(exc, modal.exception.InternalFailure):
+        return L.LOST, f"lost by Modal (container crashed or preempted past its retries): {describe(exc)}"
+    return L.FAILED, describe(exc)
+
+
+def _save_result(task_id: str, value: Any, results_dir: Path) -> Path:
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{task_id}.json"
     tmp = path.with_suffix(".json.tmp")
@@ -74,46 +90,189 @@ def _save_result(task_id: str, value, results_dir: Path) -> Path:
     return path
 
 
-def poll(call: L.Call, ledger: L.Ledger, results_dir: Path = settings.RESULTS_DIR) -> str:
+async def poll(call: L.Call, ledger: L.Ledger, results_dir: Path = settings.RESULTS_DIR) -> str:
     """Look at one pending call without waiting; record and return its state.
 
     A finished call's return value is saved at once: Modal keeps it for 7 days only.
+    Raises :class:`ApiUnreachable` (and records nothing) when the API does not answer.
     """
-    if call.state != L.PENDING:
+    if call.state != L.PENDING or call.call_id is None:
         return call.state
     handle = modal.FunctionCall.from_id(call.call_id)
     try:
-        value = handle.get(timeout=0)
-    except modal.exception.FunctionTimeoutError as exc:
-        ledger.finish(call.call_id, L.TIMEOUT, error=str(exc) or "timed out")
-        return L.TIMEOUT
-    except modal.exception.OutputExpiredError:
-        ledger.finish(call.call_id, L.EXPIRED, error="result expired (Modal keeps results for 7 days)")
-        return L.EXPIRED
-    except TimeoutError:
-        return L.PENDING
-    except Exception as exc:  # the job raised: the remote exception is re-raised here
-        ledger.finish(call.call_id, L.FAILED, error=f"{type(exc).__name__}: {exc}")
-        return L.FAILED
+        value = await bounded(handle.get.aio(timeout=0), f"polling {call.task_id}")
+    except ApiUnreachable:
+        raise
+    except modal.exception.TimeoutError as exc:
+        if type(exc) is modal.exception.TimeoutError:  # not finished yet
+            return L.PENDING
+        outcome = outcome_of(exc)
+        if outcome is None:
+            raise ApiUnreachable(f"polling {call.task_id}: {describe(exc)}") from exc
+        ledger.finish(call.call_id, outcome[0], error=outcome[1])
+        return outcome[0]
+    except Exception as exc:
+        outcome = outcome_of(exc)
+        if outcome is None:
+            raise ApiUnreachable(f"polling {call.task_id}: {describe(exc)}") from exc
+        ledger.finish(call.call_id, outcome[0], error=outcome[1])
+        return outcome[0]
     path = _save_result(call.task_id, value, results_dir)
     ledger.finish(call.call_id, L.SUCCEEDED, result_path=str(path))
     return L.SUCCEEDED
 
 
-def refresh(ledger: L.Ledger, results_dir: Path = settings.RESULTS_DIR) -> list[L.Call]:
-    """Poll every pending call once and return the newest call of each task."""
-    for call in ledger.calls(state=L.PENDING):
-        poll(call, ledger, results_dir)
-    return ledger.calls()
+@dataclass
+class Refresh:
+    calls: list[L.Call]  # the newest row of every task, after polling
+    unreachable: str | None = None  # why some pending calls could not be checked
+    unchecked: int = 0
 
 
-def cancel(ledger: L.Ledger, task_ids: set[str] | None = None) -> list[L.Call]:
-    """Cancel pending calls (all, or those of ``task_ids``)."""
+async def refresh(
+    ledger: L.Ledger, results_dir: Path = settings.RESULTS_DIR, concurrency: int = settings.POLL_CONCURRENCY
+) -> Refresh:
+    """Poll every pending call once, ``concurrency`` at a time; finished calls are never polled again.
+
+    At the first sign that the API is unreachable the rest are left unchecked (still pending).
+    """
+    ledger.settle()
+    pending = ledger.calls(state=L.PENDING, latest_only=False)
+    failure: list[str] = []
+    checked = 0
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(call: L.Call) -> None:
+        nonlocal checked
+        async with gate:
+            if failure:
+                return
+            try:
+                await poll(call, ledger, results_dir)
+                checked += 1
+            except ApiUnreachable as exc:
+                failure.append(str(exc))
+
+    await asyncio.gather(*(one(c) for c in pending))
+    return Refresh(ledger.calls(), failure[0] if failure else None, len(pending) - checked)
+
+
+# ----------------------------------------------------------------- spawning
+async def deployed_function(app_name: str = settings.APP_NAME, function_name: str = settings.FUNCTION_NAME):
+    """The function of the *deployed* app: spawns on it outlive this process."""
+    fn = modal.Function.from_name(app_name, function_name)
+    try:
+        await bounded(fn.hydrate.aio(), f"looking up {app_name}.{function_name}")
+    except modal.exception.NotFoundError:
+        raise NotDeployedError(
+            f"function '{function_name}' of app '{app_name}' is not deployed: run `make deploy`"
+        ) from None
+    except ApiUnreachable:
+        raise
+    except Exception as exc:
+        raise ApiUnreachable(f"looking up {app_name}.{function_name}: {describe(exc)}") from exc
+    return fn
+
+
+# Refusals after which nothing runs on Modal, and that may pass if we wait a little.
+_RETRYABLE = (modal.exception.ResourceExhaustedError,)
+# The request may have reached Modal before the connection broke: a call may exist.
+_AMBIGUOUS = (ApiUnreachable, grpclib.exceptions.StreamTerminatedError, OSError, modal.exception.ServiceError)
+
+
+@dataclass
+class SpawnReport:
+    spawned: list[tuple[Task, str]] = field(default_factory=list)
+    unknown: list[Task] = field(default_factory=list)
+    error: str | None = None  # why spawning stopped early
+    interrupted: bool = False
+    total: int = 0
+
+    @property
+    def not_started(self) -> int:
+        return self.total - len(self.spawned) - len(self.unknown)
+
+
+async def spawn_tasks(
+    fn,
+    tasks: Iterable[Task],
+    ledger: L.Ledger,
+    *,
+    expected_hash: str,
+    concurrency: int = settings.SPAWN_CONCURRENCY,
+    stop: asyncio.Event | None = None,
+    on_spawn: Callable[[Task, str], None] = lambda task, call_id: None,
+    retries: int = 5,
+) -> SpawnReport:
+    """Spawn each task, ``concurrency`` at a time, so that no call id is ever lost or doubled.
+
+    Each spawn writes its intent row first and completes it with the call id as soon
+    as the RPC returns. Setting ``stop`` (Ctrl+C) starts no new spawn, lets those in
+    flight finish and record; so does the first error that is not worth retrying.
+    ``expected_hash`` is the code the deployed function must run; it is recorded too.
+    Call this with :meth:`Ledger.spawn_lock` held.
+    """
+    tasks = list(tasks)
+    report = SpawnReport(total=len(tasks))
+    stop = stop or asyncio.Event()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(task: Task) -> None:
+        async with gate:
+            if stop.is_set():
+                return
+            row = ledger.begin_spawn(task.id, task.params, settings.APP_NAME, expected_hash)
+            delay = 0.5
+            for attempt in range(retries + 1):
+                try:
+                    call = await bounded(fn.spawn.aio(task.payload(), expected_code_hash=expected_hash), "spawning")
+                except _RETRYABLE as exc:
+                    if attempt == retries:
+                        return _give_up(row, task, f"{describe(exc)} (after {retries} retries)")
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30)
+                    continue
+                except _AMBIGUOUS as exc:
+                    ledger.mark_unknown(row, f"spawn RPC failed midway ({describe(exc)}); the job may be running")
+                    report.unknown.append(task)
+                    _stop(f"spawning {task.id}: {describe(exc)}")
+                    return
+                except Exception as exc:  # refused by Modal: nothing was started
+                    return _give_up(row, task, describe(exc))
+                ledger.complete_spawn(row, call.object_id)
+                report.spawned.append((task, call.object_id))
+                on_spawn(task, call.object_id)
+                return
+
+    def _give_up(row: int, task: Task, why: str) -> None:
+        ledger.abandon_spawn(row)
+        _stop(f"spawning {task.id}: {why}")
+
+    def _stop(why: str) -> None:
+        if report.error is None:
+            report.error = why
+        stop.set()
+
+    await asyncio.gather(*(one(t) for t in tasks))
+    report.interrupted = stop.is_set() and report.error is None
+    return report
+
+
+# --------------------------------------------------------------- cancelling
+async def cancel(ledger: L.Ledger, task_ids: set[str] | None = None) -> list[L.Call]:
+    """Cancel pending calls (all, or those of ``task_ids``); raises :class:`ApiUnreachable`
+    on the first call Modal could not be asked about (the ones before it stay cancelled)."""
     cancelled = []
-    for call in ledger.calls(state=L.PENDING):
+    for call in ledger.calls(state=L.PENDING, latest_only=False):
         if task_ids and call.task_id not in task_ids:
             continue
-        modal.FunctionCall.from_id(call.call_id).cancel()
+        assert call.call_id is not None
+        try:
+            await bounded(modal.FunctionCall.from_id(call.call_id).cancel.aio(), f"cancelling {call.task_id}")
+        except ApiUnreachable:
+            raise
+        except Exception as exc:
+            raise ApiUnreachable(f"cancelling {call.task_id}: {describe(exc)}") from exc
         ledger.finish(call.call_id, L.CANCELLED, error="cancelled by user")
         cancelled.append(call)
     return cancelled

@@ -1,88 +1,222 @@
 """The job ledger: a local SQLite record of every spawned call.
 
-Call ids are the only handle on detached work, so each one is written (and
-committed) the moment ``spawn()`` returns it. SQLite gives atomic writes, so a
-killed spawner never leaves a corrupted ledger, and several processes may use it.
+Call ids are the only handle on detached work, so the ledger never loses one:
+
+* An *intent* row (state ``spawning``) is committed before each spawn RPC and
+  completed with the call id (state ``pending``) the moment the RPC returns.
+* A spawner that dies between the two (power cut, ``kill -9``) leaves the intent
+  row behind. The next command that takes the spawn lock turns it into
+  ``unknown``: a call may be running on Modal without its id. Such a task is
+  shown, and never spawned again unless asked (``--respawn-unknown``).
+* One spawner at a time: :meth:`Ledger.spawn_lock` is an exclusive lock on a file
+  beside the ledger, held for the whole spawn.
+
+SQLite gives atomic writes, so a killed process never leaves a corrupted ledger,
+and several processes may read and poll at once.
 
 States::
 
-    pending ──> succeeded | failed | timeout | cancelled | expired
+    spawning ──> pending ──> succeeded | failed | timeout | lost | cancelled | expired
+        └──────> unknown   (the spawner died before it learnt the call id)
 
-``pending`` covers queued and running; a call leaves it once Modal has an outcome.
+``pending`` covers queued and running; a call leaves it only once Modal reports
+the job's own outcome (never because the API could not be reached).
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+SPAWNING = "spawning"
+UNKNOWN = "unknown"
 PENDING = "pending"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 TIMEOUT = "timeout"
+LOST = "lost"
 CANCELLED = "cancelled"
 EXPIRED = "expired"
-STATES = (PENDING, SUCCEEDED, FAILED, TIMEOUT, CANCELLED, EXPIRED)
-FINAL_STATES = frozenset(STATES) - {PENDING}
+STATES = (SPAWNING, UNKNOWN, PENDING, SUCCEEDED, FAILED, TIMEOUT, LOST, CANCELLED, EXPIRED)
+FINAL_STATES = frozenset({SUCCEEDED, FAILED, TIMEOUT, LOST, CANCELLED, EXPIRED})
+# `make retry` spawns a new attempt of a task whose newest call ended in one of these.
+RETRYABLE_STATES = frozenset({FAILED, TIMEOUT, LOST, EXPIRED})
+# A task whose newest row is in one of these is not spawned again without being asked.
+ACTIVE_STATES = frozenset({SPAWNING, UNKNOWN, PENDING, SUCCEEDED})
 
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
-    call_id     TEXT PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     task_id     TEXT NOT NULL,
+    call_id     TEXT UNIQUE,
     app_name    TEXT NOT NULL,
     code_hash   TEXT NOT NULL,
-    state       TEXT NOT NULL DEFAULT 'pending',
+    params      TEXT NOT NULL DEFAULT '{}',
+    state       TEXT NOT NULL,
     spawned_at  REAL NOT NULL,
     finished_at REAL,
     error       TEXT,
     result_path TEXT
 );
-CREATE INDEX IF NOT EXISTS calls_task ON calls (task_id, spawned_at);
+CREATE INDEX IF NOT EXISTS calls_task ON calls (task_id, id);
+CREATE INDEX IF NOT EXISTS calls_state ON calls (state);
 """
+# Ledgers written by the first release: call_id was the key and there were no intent rows.
+_MIGRATE_V1 = """
+DROP INDEX IF EXISTS calls_task;
+ALTER TABLE calls RENAME TO calls_v1;
+{schema}
+INSERT INTO calls (task_id, call_id, app_name, code_hash, state, spawned_at, finished_at, error, result_path)
+    SELECT task_id, call_id, app_name, code_hash, state, spawned_at, finished_at, error, result_path
+    FROM calls_v1 ORDER BY spawned_at;
+DROP TABLE calls_v1;
+"""
+
+
+class LedgerBusy(RuntimeError):
+    """Another process holds the spawn lock."""
 
 
 @dataclass(frozen=True)
 class Call:
-    call_id: str
+    row: int
     task_id: str
+    call_id: str | None
     app_name: str
     code_hash: str
+    params: str
     state: str
     spawned_at: float
     finished_at: float | None
     error: str | None
     result_path: str | None
 
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
+    def params_dict(self) -> dict[str, Any]:
+        return json.loads(self.params)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "params": self.params_dict()}
 
 
 class Ledger:
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._ready = False
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=30)
         try:
-            conn.executescript(_SCHEMA)
+            if not self._ready:
+                self._prepare(conn)
             with conn:  # one transaction: committed on success, rolled back on error
                 yield conn
         finally:
             conn.close()
 
-    def record_spawn(self, call_id: str, task_id: str, app_name: str, code_hash: str) -> None:
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """Create or migrate the schema once per process (several processes may race here)."""
+        conn.execute("PRAGMA journal_mode=WAL")  # readers never block the spawner, and the reverse
+        conn.isolation_level = None  # explicit transactions below
+        conn.execute("BEGIN IMMEDIATE")  # one process at a time decides and migrates
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path}: ledger written by a newer version of this project (v{version})")
+            if version < SCHEMA_VERSION:
+                columns = [row[1] for row in conn.execute("PRAGMA table_info(calls)")]
+                script = _MIGRATE_V1.format(schema=_SCHEMA) if columns and "id" not in columns else _SCHEMA
+                for statement in filter(str.strip, script.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.isolation_level = ""
+        self._ready = True
+
+    # ------------------------------------------------------------ spawning
+    @contextmanager
+    def spawn_lock(self) -> Iterator[None]:
+        """Hold the exclusive spawn lock, or raise :class:`LedgerBusy` at once.
+
+        The lock is released by the kernel when the process dies, however it dies.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "?"
+                raise LedgerBusy(
+                    f"another spawn (pid {holder}) is writing to {self.path}; wait for it to finish, "
+                    "then run again: it skips what is already spawned"
+                ) from None
+            f.truncate(0)
+            f.write(str(os.getpid()))
+            f.flush()
+            try:
+                self._settle_interrupted_spawns()
+                yield
+            finally:
+                f.truncate(0)
+
+    def _settle_interrupted_spawns(self) -> None:
+        """Under the lock no spawn is in flight: leftover intent rows belong to a dead spawner."""
         with self._db() as db:
             db.execute(
-                "INSERT INTO calls (call_id, task_id, app_name, code_hash, spawned_at) VALUES (?, ?, ?, ?, ?)",
-                (call_id, task_id, app_name, code_hash, time.time()),
+                "UPDATE calls SET state = ?, error = ? WHERE state = ?",
+                (UNKNOWN, "the spawner stopped before it recorded the call id; the job may be running", SPAWNING),
             )
 
+    def settle(self) -> None:
+        """Turn a dead spawner's intent rows into ``unknown`` if no spawn is running now."""
+        try:
+            with self.spawn_lock():
+                pass
+        except LedgerBusy:
+            pass
+
+    def begin_spawn(self, task_id: str, params: dict[str, Any], app_name: str, code_hash: str) -> int:
+        """Write the intent row (before the spawn RPC); returns its row id."""
+        with self._db() as db:
+            cursor = db.execute(
+                "INSERT INTO calls (task_id, app_name, code_hash, params, state, spawned_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (task_id, app_name, code_hash, json.dumps(params, sort_keys=True), SPAWNING, time.time()),
+            )
+            return int(cursor.lastrowid)
+
+    def complete_spawn(self, row: int, call_id: str) -> None:
+        """The spawn RPC returned ``call_id``: the row becomes a pending call."""
+        with self._db() as db:
+            db.execute("UPDATE calls SET call_id = ?, state = ?, error = NULL WHERE id = ?", (call_id, PENDING, row))
+
+    def abandon_spawn(self, row: int) -> None:
+        """The spawn RPC was refused: nothing runs on Modal, so the intent is dropped."""
+        with self._db() as db:
+            db.execute("DELETE FROM calls WHERE id = ? AND state = ?", (row, SPAWNING))
+
+    def mark_unknown(self, row: int, error: str) -> None:
+        """The spawn RPC failed in a way that may or may not have started the call."""
+        with self._db() as db:
+            db.execute(
+                "UPDATE calls SET state = ?, error = ? WHERE id = ? AND state = ?", (UNKNOWN, error, row, SPAWNING)
+            )
+
+    # ------------------------------------------------------------- outcomes
     def finish(self, call_id: str, state: str, *, error: str | None = None, result_path: str | None = None) -> None:
         if state not in FINAL_STATES:
             raise ValueError(f"not a final state: {state!r}")
@@ -94,17 +228,19 @@ class Ledger:
             )
 
     def calls(self, *, state: str | None = None, latest_only: bool = True) -> list[Call]:
-        """Calls in spawn order; by default only the newest call of each task."""
+        """Rows in spawn order; by default only the newest row of each task (earlier rows are
+        the history of its attempts)."""
         if not self.path.exists():
             return []
         query = "SELECT * FROM calls"
         if latest_only:
-            query += " WHERE spawned_at = (SELECT MAX(spawned_at) FROM calls c2 WHERE c2.task_id = calls.task_id)"
-        query += " ORDER BY spawned_at, task_id"
+            query += " WHERE id IN (SELECT MAX(id) FROM calls GROUP BY task_id)"
+        query += " ORDER BY id"
         with self._db() as db:
             rows = [Call(*row) for row in db.execute(query)]
         return [c for c in rows if state is None or c.state == state]
 
     def active_task_ids(self) -> set[str]:
-        """Tasks whose newest call is pending or succeeded: respawning them would duplicate work."""
-        return {c.task_id for c in self.calls() if c.state in (PENDING, SUCCEEDED)}
+        """Tasks whose newest row is in flight, pending, of unknown outcome or succeeded:
+        spawning them again could run the same work twice."""
+        return {c.task_id for c in self.calls() if c.state in ACTIVE_STATES}

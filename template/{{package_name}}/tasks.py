@@ -35,6 +35,13 @@ def load_tasks(path: Path) -> list[Task]:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise TaskFileError(f"{path}: tasks file not found") from None
+    except IsADirectoryError:
+        raise TaskFileError(f"{path}: is a directory, not a tasks file") from None
+    except UnicodeDecodeError as exc:
+        line = Path(path).read_bytes()[: exc.start].count(b"\n") + 1
+        raise TaskFileError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})") from None
+    except OSError as exc:
+        raise TaskFileError(f"{path}: cannot read ({exc.strerror})") from None
     tasks: list[Task] = []
     seen: dict[str, int] = {}
     for lineno, raw in enumerate(lines, start=1):

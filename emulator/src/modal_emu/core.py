@@ -37,6 +37,7 @@ class Emulator:
         self.blob_url = ""  # set once the blob HTTP server is listening
         self.server_url = ""
         self.outputs_changed = asyncio.Condition()
+        self.queues_changed = asyncio.Condition()  # a put on a Queue wakes blocking gets
         self.runner = Runner(self)
 
     async def before_rpc(self, name: str) -> None:

@@ -10,7 +10,7 @@ from grpclib import GRPCError, Status
 from grpclib.server import Server, Stream
 from modal_proto import api_grpc
 
-from . import handlers  # noqa: F401  (registers the handlers)
+from . import handlers, unsupported  # noqa: F401  (importing handlers registers them)
 from .rpc import HANDLERS, is_streaming
 
 log = logging.getLogger("modal_emu")
@@ -30,7 +30,7 @@ class _Routes:
         async def call(stream: Stream) -> None:
             await stream.recv_message()
             log.warning("UNIMPLEMENTED RPC %s", name)
-            raise GRPCError(Status.UNIMPLEMENTED, f"the local Modal emulator does not implement {name}")
+            raise GRPCError(Status.UNIMPLEMENTED, unsupported.message(name))
 
         return call
 

@@ -50,6 +50,8 @@ class Store:
         self.doc: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
         for table in ("apps", "functions", "mounts", "images", "volumes", "secrets", "calls", "blobs"):
             self.doc.setdefault(table, {})
+        for table in ("dicts", "queues", "classes", "variants"):
+            self.doc.setdefault(table, {})
 
     # ------------------------------------------------------------------ tables
     def __getitem__(self, table: str) -> dict[str, Any]:

@@ -12,7 +12,9 @@ from modal_proto import api_pb2
 
 from ..rpc import invalid, not_found, rpc
 from ..runner import input_path, result_path
+from ..service_class import add_method_metadata, resolve_variant
 from ..store import atomic_write, new_id, now
+from ..unsupported import check_definition
 from .apps import deployed_app
 from .images import image_env, image_mount_ids
 
@@ -26,7 +28,7 @@ def _b64(message) -> str:
 
 
 def _function(emu, function_id: str) -> dict:
-    fn = emu.store["functions"].get(function_id)
+    fn = emu.store["functions"].get(function_id) or resolve_variant(emu.store, function_id)
     if fn is None:
         raise not_found(f"Function {function_id} not found")
     return fn
@@ -92,6 +94,7 @@ async def FunctionCreate(emu, request: api_pb2.FunctionCreateRequest) -> api_pb2
     definition = data.ranked_functions[0].function
     if definition.definition_type != api_pb2.Function.DEFINITION_TYPE_FILE:
         raise invalid("the local Modal emulator runs functions defined in files only (not serialized=True)")
+    check_definition(definition)
     function_id = request.existing_function_id or new_id("fu")
     # Each (re)deploy gets its own copy of the files: a call runs the version it was spawned on.
     version = emu.store["functions"].get(function_id, {}).get("version", 0) + 1
@@ -112,6 +115,7 @@ async def FunctionCreate(emu, request: api_pb2.FunctionCreateRequest) -> api_pb2
         supported_output_formats=[PICKLE],
         app_id=request.app_id,
     )
+    add_method_metadata(metadata, definition)
     emu.store["functions"][function_id] = {
         "id": function_id,
         "version": version,

@@ -1,0 +1,164 @@
+"""The generated Makefile as a user drives it: with LOCAL=1 exported in the shell, `make local-down`'s
+messages, and the certificate setting every uv call gets (here and in the template repo's Makefile)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.flow import ROOT, clean_env, render
+
+NOT_RUNNING = "LOCAL=1 but the local emulator is not running: run `make local-up` first"
+
+
+def make(project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300):
+    return subprocess.run(
+        ["make", *args],
+        cwd=project,
+        env={**clean_env(), **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """One rendered project with its environment, shared by the tests below (none starts the emulator)."""
+    dst = render(tmp_path_factory.mktemp("make") / "p")
+    proc = make(dst, "setup")
+    assert proc.returncode == 0, proc.stderr
+    return dst
+
+
+@pytest.mark.parametrize("target", ["help", "setup", "local-down", "-n lint", "-n test"])
+def test_exported_local_leaves_targets_that_do_not_talk_to_modal_alone(project, target):
+    """`export LOCAL=1` once in the shell: the targets that manage the project or the emulator still work.
+    (lint and test under make -n: the check would fire while make expands the recipes; running them is
+    test_generated's job.)"""
+    proc = make(project, *target.split(), env={"LOCAL": "1"})
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    assert "make local-up" not in proc.stderr
+
+
+@pytest.mark.parametrize("where", ["environment", "command line"])
+@pytest.mark.parametrize("target", ["deploy", "spawn", "status", "wait", "results", "cancel", "guard"])
+def test_local_without_the_emulator_is_one_line_for_targets_that_talk_to_modal(project, target, where):
+    if where == "environment":
+        proc = make(project, target, env={"LOCAL": "1"})
+    else:
+        proc = make(project, target, "LOCAL=1")
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and NOT_RUNNING in lines[0], proc.stderr
+    assert not (project / ".jobs").exists(), "nothing may run before the check"
+
+
+@pytest.mark.parametrize("value", ["true", "yes", "2"])
+def test_a_local_value_other_than_1_or_0_is_refused(project, value):
+    """`LOCAL=true make deploy` must not quietly deploy to Modal itself."""
+    proc = make(project, "deploy", env={"LOCAL": value})
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f'LOCAL must be 1 (the local emulator) or 0 (Modal), not "{value}"' in lines[0], lines
+
+
+def test_local_0_means_modal(project):
+    """LOCAL=0 is Modal itself: no emulator check (make -n: nothing is run, the check would fire)."""
+    proc = make(project, "-n", "deploy", env={"LOCAL": "0"})
+    assert proc.returncode == 0, proc.stderr
+    assert "modal deploy" in proc.stdout
+
+
+def test_local_down_says_not_running(project):
+    proc = make(project, "local-down")
+    assert proc.returncode == 0
+    assert "not running" in proc.stdout + proc.stderr
+
+
+def test_local_down_before_setup_creates_nothing(tmp_path):
+    dst = render(tmp_path / "fresh")
+    proc = make(dst, "local-down")
+    assert proc.returncode == 0 and "not running" in proc.stdout + proc.stderr
+    assert not (dst / ".venv").exists() and not (dst / ".modal-local").exists()
+
+
+def test_local_down_stops_an_emulator_it_cannot_import(project):
+    """`make setup` removes the emulator package from .venv (exact sync); its server.pid still says what to stop."""
+    server = subprocess.Popen(["sleep", "120"], start_new_session=True)
+    state = project / ".modal-local"
+    try:
+        state.mkdir(exist_ok=True)
+        (state / "server.pid").write_text(f"{server.pid}\n")
+        proc = make(project, "local-down")
+        assert proc.returncode == 0, proc.stderr
+        assert "stopped" in proc.stdout + proc.stderr
+        assert server.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        if server.poll() is None:
+            server.kill()
+        (state / "server.pid").unlink(missing_ok=True)
+
+
+FAKE_UV = textwrap.dedent(
+    """\
+    #!/bin/sh
+    # Stands in for uv: says which version it is, and shows which certificate settings it was given.
+    if [ "$1" = "--version" ]; then echo "uv $FAKE_UV_VERSION (fake)"; exit 0; fi
+    echo "fake-uv $1: UV_SYSTEM_CERTS=${UV_SYSTEM_CERTS-unset} UV_NATIVE_TLS=${UV_NATIVE_TLS-unset}"
+    """
+)
+
+
+@pytest.fixture
+def fake_uv(tmp_path) -> Path:
+    path = tmp_path / "uv"
+    path.write_text(FAKE_UV)
+    path.chmod(0o755)
+    return path
+
+
+def _cert_env() -> dict[str, str]:
+    """The environment of a shell where the user set neither certificate variable."""
+    return {k: v for k, v in clean_env().items() if k not in ("UV_SYSTEM_CERTS", "UV_NATIVE_TLS")}
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("0.13.9", "UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=unset"),  # today's name only: no deprecation warning
+        ("0.11.0", "UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=unset"),  # the first uv that knows UV_SYSTEM_CERTS
+        ("0.10.12", "UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1"),  # an older uv only knows the old name
+        ("0.4.30", "UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1"),
+    ],
+)
+@pytest.mark.parametrize("makefile", ["generated", "template repo"])
+def test_uv_uses_the_system_certificate_store(project, fake_uv, version, expected, makefile):
+    """Behind a TLS-intercepting proxy only the system store has the proxy's CA: every uv call must use it."""
+    env = {**_cert_env(), "FAKE_UV_VERSION": version}
+    if makefile == "generated":
+        cmd, cwd = ["make", "setup", f"UV={fake_uv}"], project
+    else:  # `make lint` of the template repo, with its environment taken as built (-o: never rebuilt here)
+        cmd, cwd = ["make", "-o", ".venv/.synced", "lint", f"UV={fake_uv}"], ROOT
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    calls = [line for line in proc.stdout.splitlines() if line.startswith("fake-uv")]
+    assert calls and all(line.endswith(expected) for line in calls), proc.stdout
+
+
+def test_the_real_uv_prints_no_deprecation_warning(project):
+    """uv deprecated UV_NATIVE_TLS (it warns on every call); the Makefiles use its replacement."""
+    runs = {
+        "generated": (["make", "setup"], project),
+        # one uv call through the template repo's Makefile and its exported settings
+        "template repo": (["make", "--eval", "uv-call: ; @$(UV) pip list >/dev/null", "uv-call"], ROOT),
+    }
+    for name, (cmd, cwd) in runs.items():
+        proc = subprocess.run(cmd, cwd=cwd, env=_cert_env(), capture_output=True, text=True, check=False, timeout=300)
+        assert proc.returncode == 0, f"{name}: {proc.stderr}"
+        assert "deprecated" not in proc.stderr.lower(), f"{name}: {proc.stderr}"
