@@ -137,7 +137,7 @@ def test_use_volume_takes_the_usual_yes_and_no_words(render, value, expected):
 
 @pytest.mark.parametrize("value", ["7", " 7 ", 7, "+7"])
 def test_int_answers_given_as_text_still_work(render, value):
-    assert "timeout=7," in (render(timeout_seconds=value) / "modal_app.py").read_text()
+    assert "TIMEOUT_SECONDS = 7  #" in (render(timeout_seconds=value) / "modal_app.py").read_text()
 
 
 @pytest.mark.parametrize(
