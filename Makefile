@@ -56,3 +56,7 @@ docs: dev ## Build the documentation site into site/
 
 clean: ## Remove local environments and caches
 	rm -rf .venv .tools .pytest_cache .demo site
+
+.PHONY: test-torch
+test-torch: dev ## PyTorch workload tests on the CPU, in .venv-torch (pip, torch==2.13.0)
+	.ci/test-torch

@@ -141,7 +141,7 @@ def test_use_volume_takes_the_usual_yes_and_no_words(render, value, expected):
 
 @pytest.mark.parametrize("value", ["7", " 7 ", 7, "+7"])
 def test_int_answers_given_as_text_still_work(render, value):
-    assert "timeout=7," in (render(timeout_seconds=value) / "modal_app.py").read_text()
+    assert "TIMEOUT_SECONDS = 7  #" in (render(timeout_seconds=value) / "modal_app.py").read_text()
 
 
 @pytest.mark.parametrize(
@@ -167,15 +167,20 @@ def test_conditional_parts(render):
     plain = render(use_volume=False, secrets=[], workload="minimal")
     app = (plain / "modal_app.py").read_text()
     assert "modal.Volume" not in app and "secrets=" not in app and "volume.commit" not in app
+    assert "apt_install" not in app
     assert "VOLUME_NAME" not in (plain / "modal_jobs" / "settings.py").read_text()
 
     full = render(use_volume=True, volume_name="ckpts", secrets=["wandb", "hf-token"], workload="pytorch")
     app = (full / "modal_app.py").read_text()
     assert 'modal.Secret.from_name("wandb"), modal.Secret.from_name("hf-token")' in app
+    assert '.apt_install("gcc")' in app, "torch.compile needs a C compiler in the image"
     assert 'VOLUME_NAME = "ckpts"' in (full / "modal_jobs" / "settings.py").read_text()
     assert "import torch" in (full / "modal_jobs" / "workload.py").read_text()
-    assert '"torch>=2.4"' in (full / "pyproject.toml").read_text()
+    assert '"torch==2.13.0"' in (full / "pyproject.toml").read_text()
     assert '"torch' not in (plain / "pyproject.toml").read_text()
+    torch_modules = {"checkpoint.py", "corpus.py", "data.py", "model.py"}
+    assert torch_modules <= {p.name for p in (full / "modal_jobs").iterdir()}
+    assert not torch_modules & {p.name for p in (plain / "modal_jobs").iterdir()}
 
 
 def test_names_flow_through(render):
