@@ -312,3 +312,15 @@ def test_an_expired_result_shows_as_expired(project: Project):
     finally:
         project.make("local-down", local=False)
         start_emulator(project, "--latency", "20")
+
+
+def test_a_task_longer_than_one_attempt_is_reported_once(project: Project):
+    # budget_seconds=0: each call sums one chunk, saves its progress and hands over to the next call
+    name = tasks_file(project.path, "chain.jsonl", ["chain-1"], n=300_000, chunk=100_000, budget_seconds=0)
+    project.make("spawn", f"TASKS={name}")
+    waited = json.loads(project.make("wait", "ARGS=--json --interval 0.5").stdout)
+    (task,) = [c for c in waited if c["task_id"] == "chain-1"]
+    assert task["state"] == "succeeded" and len(task["chain"]) == 2, task  # three calls, one task
+    assert [t for t, _, _ in ledger(project)] == ["chain-1"], "the ledger follows the chain in one row"
+    result = json.loads((Path(os.environ["JOB_RESULTS_DIR"]) / "chain-1.json").read_text())
+    assert result["n"] == 300_000 and abs(result["pi"] - 3.14159) < 1e-4

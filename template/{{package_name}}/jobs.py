@@ -22,8 +22,8 @@ import grpclib.exceptions
 import modal
 import modal.exception
 
+from . import continuation, settings
 from . import ledger as L
-from . import settings
 from .tasks import Task
 
 T = TypeVar("T")
@@ -117,6 +117,10 @@ async def poll(call: L.Call, ledger: L.Ledger, results_dir: Path = settings.RESU
             raise ApiUnreachable(f"polling {call.task_id}: {describe(exc)}") from exc
         ledger.finish(call.call_id, outcome[0], error=outcome[1])
         return outcome[0]
+    next_link = continuation.link_target(value)
+    if next_link is not None:  # the task goes on in another call: follow it, report the task
+        ledger.follow(call.call_id, next_link)
+        return L.PENDING
     path = _save_result(call.task_id, value, results_dir)
     ledger.finish(call.call_id, L.SUCCEEDED, result_path=str(path))
     return L.SUCCEEDED
@@ -132,7 +136,8 @@ class Refresh:
 async def refresh(
     ledger: L.Ledger, results_dir: Path = settings.RESULTS_DIR, concurrency: int = settings.POLL_CONCURRENCY
 ) -> Refresh:
-    """Poll every pending call once, ``concurrency`` at a time; finished calls are never polled again.
+    """Poll every pending call once, ``concurrency`` at a time; finished calls are never polled again
+    (a chain's next link is polled on the next refresh).
 
     At the first sign that the API is unreachable the rest are left unchecked (still pending).
     """

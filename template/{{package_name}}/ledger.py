@@ -20,7 +20,10 @@ States::
         └──────> unknown   (the spawner died before it learnt the call id)
 
 ``pending`` covers queued and running; a call leaves it only once Modal reports
-the job's own outcome (never because the API could not be reached).
+the job's own outcome (never because the API could not be reached). A task longer
+than one attempt continues in a chain of calls (``continuation.py``): its row then
+follows the chain (``call_id`` is the newest link, ``chain`` the earlier ones), so
+the task is reported once, not per link.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ RETRYABLE_STATES = frozenset({FAILED, TIMEOUT, LOST, EXPIRED})
 # A task whose newest row is in one of these is not spawned again without being asked.
 ACTIVE_STATES = frozenset({SPAWNING, UNKNOWN, PENDING, SUCCEEDED})
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -65,7 +68,8 @@ CREATE TABLE IF NOT EXISTS calls (
     spawned_at  REAL NOT NULL,
     finished_at REAL,
     error       TEXT,
-    result_path TEXT
+    result_path TEXT,
+    chain       TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS calls_task ON calls (task_id, id);
 CREATE INDEX IF NOT EXISTS calls_state ON calls (state);
@@ -99,12 +103,17 @@ class Call:
     finished_at: float | None
     error: str | None
     result_path: str | None
+    chain: str = "[]"
+
+    def links(self) -> list[str]:
+        """The earlier calls of this task's chain, oldest first."""
+        return json.loads(self.chain)
 
     def params_dict(self) -> dict[str, Any]:
         return json.loads(self.params)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "params": self.params_dict()}
+        return {**self.__dict__, "params": self.params_dict(), "chain": self.links()}
 
 
 class Ledger:
@@ -136,6 +145,8 @@ class Ledger:
             if version < SCHEMA_VERSION:
                 columns = [row[1] for row in conn.execute("PRAGMA table_info(calls)")]
                 script = _MIGRATE_V1.format(schema=_SCHEMA) if columns and "id" not in columns else _SCHEMA
+                if columns and "id" in columns and "chain" not in columns:  # v2: before chains
+                    script = "ALTER TABLE calls ADD COLUMN chain TEXT NOT NULL DEFAULT '[]';" + script
                 for statement in filter(str.strip, script.split(";")):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -217,6 +228,15 @@ class Ledger:
             )
 
     # ------------------------------------------------------------- outcomes
+    def follow(self, call_id: str, next_call_id: str) -> None:
+        """The call handed its task on to ``next_call_id`` (a chain link): the row follows it."""
+        with self._db() as db:
+            (chain,) = db.execute("SELECT chain FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+            db.execute(
+                "UPDATE calls SET call_id = ?, chain = ? WHERE call_id = ? AND state = ?",
+                (next_call_id, json.dumps([*json.loads(chain), call_id]), call_id, PENDING),
+            )
+
     def finish(self, call_id: str, state: str, *, error: str | None = None, result_path: str | None = None) -> None:
         if state not in FINAL_STATES:
             raise ValueError(f"not a final state: {state!r}")
