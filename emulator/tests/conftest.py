@@ -5,6 +5,7 @@ these tests goes through the unmodified modal package."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from modal_emu import local
 
 HERE = Path(__file__).resolve().parent
 APP_FILE = HERE / "apps" / "emu_test_app.py"
+# RPCs a test calls on purpose to check the UNIMPLEMENTED answer; any other one in the log fails the session.
+DELIBERATELY_UNIMPLEMENTED = {"QueueGetOrCreate"}
 sys.path.insert(0, str(APP_FILE.parent))  # so that remote exceptions unpickle to their real type
 
 
@@ -55,6 +58,15 @@ class Emulator:
             raise AssertionError(f"modal {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc
 
+    def python(self, script: str) -> str:
+        """Runs ``script`` in a fresh client process pointed at this emulator; returns its stdout."""
+        proc = subprocess.run(
+            [sys.executable, "-c", script], env=self.env(), capture_output=True, text=True, timeout=120, check=False
+        )
+        if proc.returncode != 0:
+            raise AssertionError(f"client script failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc.stdout
+
     def server_log(self) -> str:
         return (self.state_dir / "server.log").read_text(errors="replace")
 
@@ -76,3 +88,5 @@ def emulator(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    unanswered = set(re.findall(r"UNIMPLEMENTED RPC (\w+)", emu.server_log())) - DELIBERATELY_UNIMPLEMENTED
+    assert not unanswered, f"the client made RPCs the emulator does not answer: {sorted(unanswered)}"
