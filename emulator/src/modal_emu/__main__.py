@@ -67,9 +67,26 @@ def serve(args: argparse.Namespace) -> int:
         result_ttl_s=args.result_ttl,
         container_idle_s=args.scaledown_window,
         heartbeat_timeout_s=args.heartbeat_timeout,
+        mount_volumes=args.mount_volumes,
     )
     asyncio.run(run_forever(config, on_ready=lambda url: _print_env(url, state_dir)))
     return 0
+
+
+def serve_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The options of ``args`` as a command line for ``parser``, less ``--detach``: derived from
+    the parser, so that every option (one added later too) reaches the detached server."""
+    argv = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "detach"):
+            continue
+        value, flag = getattr(args, action.dest), action.option_strings[-1]
+        if action.nargs == 0:  # a flag: given when its value is what giving it sets
+            if value == action.const:
+                argv.append(flag)
+        elif value is not None:
+            argv += [flag, str(value)]
+    return argv
 
 
 def _detach(args: argparse.Namespace, state_dir: Path) -> int:
@@ -79,26 +96,7 @@ def _detach(args: argparse.Namespace, state_dir: Path) -> int:
         return 0
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "url").unlink(missing_ok=True)
-    argv = [
-        sys.executable,
-        "-m",
-        "modal_emu",
-        "serve",
-        "--state-dir",
-        str(state_dir),
-        "--port",
-        str(args.port),
-        "--latency",
-        str(args.latency),
-        "--concurrency",
-        str(args.concurrency),
-        "--result-ttl",
-        str(args.result_ttl),
-        "--scaledown-window",
-        str(args.scaledown_window),
-        "--heartbeat-timeout",
-        str(args.heartbeat_timeout),
-    ]
+    argv = [sys.executable, "-m", "modal_emu", "serve", *serve_argv(args.parser, args)]
     with open(state_dir / "server.log", "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 30
@@ -168,7 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_serve.add_argument("--detach", action="store_true", help="start in the background and return when ready")
     p_serve.add_argument("--verbose", action="store_true", help="log every RPC")
-    p_serve.set_defaults(func=serve)
+    p_serve.add_argument(
+        "--no-mount-volumes",
+        dest="mount_volumes",
+        action="store_false",
+        help="never mount Volumes at their mount paths (code finds them through MODAL_EMU_VOLUMES)",
+    )
+    p_serve.set_defaults(func=serve, parser=p_serve)
     for name, func, text in (("stop", stop, "stop a detached emulator"), ("env", env, "print the client environment")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--state-dir", default=".modal-local")

@@ -27,6 +27,7 @@ class Config:
     container_idle_s: float = 60.0
     heartbeat_timeout_s: float = 60.0
     environment: str = "main"
+    mount_volumes: bool = True  # Volumes at their mount paths where the machine allows (volumemounts.py)
 
 
 class Emulator:
@@ -36,7 +37,7 @@ class Emulator:
         self.logs = Logs(self.store)
         self.blob_url = ""  # set once the blob HTTP server is listening
         self.server_url = ""
-        self.outputs_changed = asyncio.Condition()
+        self._outputs_changed = asyncio.Event()
         self.queues_changed = asyncio.Condition()  # a put on a Queue wakes blocking gets
         self.runner = Runner(self)
 
@@ -46,8 +47,13 @@ class Emulator:
             await asyncio.sleep(self.config.latency_ms / 1000)
 
     async def notify_outputs(self) -> None:
-        async with self.outputs_changed:
-            self.outputs_changed.notify_all()
+        """Wake everyone waiting for outputs: the current event fires, later waiters get a new one."""
+        changed, self._outputs_changed = self._outputs_changed, asyncio.Event()
+        changed.set()
+
+    def outputs_changed(self) -> asyncio.Event:
+        """Take this before looking at the outputs, then wait on it: no change in between is missed."""
+        return self._outputs_changed
 
     def recover(self) -> None:
         """After a restart: fail what was running (the process is gone), requeue what never started."""

@@ -47,6 +47,7 @@ class LocalEmulator:
         self.port = port or free_port()
         self.options = options
         self.url = f"http://127.0.0.1:{self.port}"
+        self.cwd: Path | None = None  # where ``modal(...)`` runs the CLI unless told otherwise
 
     @property
     def client_env(self) -> dict[str, str]:
@@ -69,12 +70,21 @@ class LocalEmulator:
     def server_log(self) -> str:
         return (self.state_dir / "server.log").read_text(errors="replace")
 
+    def python(self, script: str, timeout: float = 300) -> str:
+        """Runs ``script`` in a fresh client process pointed at this emulator; returns its stdout."""
+        proc = subprocess.run(
+            [sys.executable, "-c", script], env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if proc.returncode != 0:
+            raise AssertionError(f"client script failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc.stdout
+
     def modal(self, *args: str, check: bool = True, cwd: Path | None = None, timeout: float = 300):
         """Runs the real ``modal`` CLI against this emulator; raises with its output if it fails."""
         proc = subprocess.run(
             [sys.executable, "-m", "modal", *args],
             env=self.env(),
-            cwd=cwd,
+            cwd=cwd or self.cwd,
             capture_output=True,
             text=True,
             check=False,

@@ -49,3 +49,11 @@ def existing_named(table: dict, name: str, creation_type: int, kind: str, hint: 
     if found is None and name and creation_type == api_pb2.OBJECT_CREATION_TYPE_UNSPECIFIED:
         raise not_found(f"{kind} '{name}' not found{hint}")
     return found
+
+
+def page(objects, pagination) -> list[dict]:
+    """One page of a listing, newest first, as the client pages through it (``ListPagination``):
+    objects created before ``created_before``, at most ``max_objects`` of them."""
+    before = pagination.created_before or float("inf")
+    newest_first = sorted((o for o in objects if o["created_at"] < before), key=lambda o: -o["created_at"])
+    return newest_first[: pagination.max_objects or None]

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -23,7 +24,10 @@ from typing import TYPE_CHECKING
 
 from modal_proto import api_pb2
 
+from . import notices, volumemounts
+from .local import client_env
 from .store import atomic_write
+from .worker import END_OF_INPUT
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -44,12 +48,22 @@ class Container:
     """A worker process of one function version; like a Modal container it runs
     inputs one after another and stays warm for a while between them."""
 
-    def __init__(self, key: tuple[str, str], proc: asyncio.subprocess.Process):
+    def __init__(self, key: tuple[str, str], proc: asyncio.subprocess.Process, notes: list[str]):
         self.key = key
         self.proc = proc
         self.current: tuple[str, str] | None = None
-        self.idle_since: float | None = None
+        self.reaper: asyncio.TimerHandle | None = None  # stops it once it has been idle long enough
         self.pumps: list[asyncio.Future] = []
+        self.notes = notes  # said once, in the log of the first input it runs
+        self.started_at = time.time()
+        # set when the worker's END_OF_INPUT arrives on stdout / stderr: every line of the input is logged
+        self.drained = {fd: asyncio.Event() for fd in (api_pb2.FILE_DESCRIPTOR_STDOUT, api_pb2.FILE_DESCRIPTOR_STDERR)}
+
+    async def logs_complete(self, timeout: float = 5.0) -> None:
+        waits = [asyncio.ensure_future(event.wait()) for event in self.drained.values()]
+        await asyncio.wait(waits, timeout=timeout)  # a worker that closed its stdout sends no marker
+        for wait in waits:
+            wait.cancel()
 
     async def close(self) -> None:
         _kill(self.proc)
@@ -72,6 +86,10 @@ class Runner:
         return self._slots
 
     # ---------------------------------------------------------------- public
+    def containers(self) -> list[Container]:
+        """The live containers, busy or warm."""
+        return [c for c in self._containers if c.proc.returncode is None]
+
     def submit(self, call_id: str, idx: str) -> None:
         task = asyncio.get_running_loop().create_task(self._run_input(call_id, idx))
         self._tasks.add(task)
@@ -91,13 +109,23 @@ class Runner:
 
     def finish_lost(self, call_id: str, idx: str) -> None:
         pid = self.emu.store["calls"][call_id]["inputs"][idx].get("pid")
-        if pid:  # an orphan of the previous emulator process: it has no one to report to
+        if pid and self._is_our_worker(pid):  # an orphan of the previous emulator: no one to report to
             try:
                 os.killpg(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
         reason = "lost: the local Modal emulator stopped while this input was running; spawn it again"
         self._finish(call_id, idx, GS(status=GS.GENERIC_STATUS_INTERNAL_FAILURE, exception=reason))
+
+    def _is_our_worker(self, pid: int) -> bool:
+        """Pids are reused (and wrap around): only a worker of this state directory may be killed,
+        never whatever process now has the number a dead emulator recorded."""
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:  # gone, not ours, or no /proc (macOS): workers die with their server anyway
+            return False
+        return b"modal_emu.worker" in argv and Path(cwd).is_relative_to(self.emu.store.root)
 
     async def shutdown(self) -> None:
         for task in list(self._tasks):
@@ -111,7 +139,9 @@ class Runner:
         if item["status"] == "done":
             return
         atomic_write(result_path(self.emu, call_id, idx), result.SerializeToString())
-        item.update(status="done", result_status=int(result.status), finished_at=time.time())
+        call = self.emu.store["calls"][call_id]
+        call["finished"] = seq = call.get("finished", 0) + 1  # the order outputs finished in: a map's stream
+        item.update(status="done", result_status=int(result.status), finished_at=time.time(), seq=seq)
 
     async def _run_input(self, call_id: str, idx: str) -> None:
         store = self.emu.store
@@ -160,19 +190,29 @@ class Runner:
         started.unlink(missing_ok=True)
         container = await self._container(fn)
         container.current = (call_id, idx)
+        for event in container.drained.values():
+            event.clear()
         self._log(call_id, f"attempt {item['attempts']} of input {idx} started in container {container.proc.pid}")
+        while container.notes:
+            self._log(call_id, container.notes.pop(0))
+        chunks = emu.store.call_dir(call_id) / f"{idx}.chunks"  # a generator's items, as it yields them
+        shutil.rmtree(chunks, ignore_errors=True)
+        chunks.mkdir(parents=True)
         item["pid"] = container.proc.pid
         emu.store.save()
         command = {
             "in": str(input_path(emu, call_id, idx)),
             "out": str(out),
             "started": str(started),
+            "chunks": str(chunks),
             "env": {"MODAL_EMU_FUNCTION_CALL_ID": call_id, "MODAL_EMU_INPUT_ID": item["input_id"]},
         }
         try:
             container.proc.stdin.write((json.dumps(command) + "\n").encode())
             await container.proc.stdin.drain()
             outcome = await self._wait(container.proc, out, started, fn["timeout_secs"])
+            if outcome == "done":
+                await container.logs_complete()
         finally:
             container.current = None
         if outcome == "done":
@@ -196,7 +236,9 @@ class Runner:
         idle = self._idle.get(key, [])
         while idle:
             container = idle.pop()
-            container.idle_since = None
+            if container.reaper is not None:
+                container.reaper.cancel()
+                container.reaper = None
             if container.proc.returncode is None:
                 return container
         proc = await asyncio.create_subprocess_exec(
@@ -213,7 +255,7 @@ class Runner:
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
         )
-        container = Container(key, proc)
+        container = Container(key, proc, notices.for_container(fn, volumemounts_reason=self.mount_reason(fn)))
         container.pumps = [
             asyncio.ensure_future(self._pump(proc.stdout, container, api_pb2.FILE_DESCRIPTOR_STDOUT)),
             asyncio.ensure_future(self._pump(proc.stderr, container, api_pb2.FILE_DESCRIPTOR_STDERR)),
@@ -226,17 +268,16 @@ class Runner:
         await container.close()
 
     def _release(self, container: Container) -> None:
-        """Keep a container warm for the next input; stop it after the idle window."""
-        container.idle_since = time.monotonic()
+        """Keep a container warm for the next input; stop it after the idle window
+        (taking it for an input cancels that, see ``_container``)."""
         self._idle.setdefault(container.key, []).append(container)
         loop = asyncio.get_running_loop()
-        loop.call_later(self.emu.config.container_idle_s, self._reap, container)
+        container.reaper = loop.call_later(self.emu.config.container_idle_s, self._reap, container)
 
     def _reap(self, container: Container) -> None:
-        idle_for = time.monotonic() - (container.idle_since or time.monotonic())
-        if container.idle_since is not None and idle_for >= self.emu.config.container_idle_s - 0.01:
-            self._idle.get(container.key, []).remove(container)
-            asyncio.ensure_future(self._close(container))
+        container.reaper = None
+        self._idle[container.key].remove(container)
+        asyncio.ensure_future(self._close(container))
 
     async def _wait(self, proc: asyncio.subprocess.Process, out: Path, started: Path, timeout: float) -> str:
         """Wait until the input's result exists ("done"), the container dies ("exited"),
@@ -262,20 +303,30 @@ class Runner:
             except TimeoutError:
                 pass
 
+    def mount_reason(self, fn: dict) -> str | None:
+        """None if this function's Volumes appear at their mount paths in its containers, else why not."""
+        if not self.emu.config.mount_volumes:
+            why = "turned off with --no-mount-volumes"
+        else:
+            protected = [self.emu.store.root, Path(sys.prefix).resolve(), Path(sys.executable).resolve().parent]
+            unsafe = [volumemounts.unsafe_reason(path, protected) for path in fn.get("volumes", {})]
+            why = volumemounts.unavailable_reason() or next((u for u in unsafe if u), None)
+        return volumemounts.FALLBACK.format(why=why) if why else None
+
     def _env(self, fn: dict) -> dict[str, str]:
         emu = self.emu
-        env = dict(os.environ)
+        # Never the real Modal credentials of the shell that started the emulator: the placeholders below.
+        env = {k: v for k, v in os.environ.items() if k not in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")}
         env.update(fn.get("env", {}))
         for secret_id in fn.get("secret_ids", []):
             env.update(emu.store["secrets"].get(secret_id, {}).get("env", {}))
         volumes = {path: str(emu.store.volume_dir(name)) for path, name in fn.get("volumes", {}).items()}
         workdir = fn["workdir"]
+        env.update(client_env(emu.server_url, emu.store.root))
         env.update(
-            MODAL_SERVER_URL=emu.server_url,
-            MODAL_TOKEN_ID=env.get("MODAL_TOKEN_ID") or "local-emulator",
-            MODAL_TOKEN_SECRET=env.get("MODAL_TOKEN_SECRET") or "local-emulator",
-            MODAL_CONFIG_PATH=str(emu.store.root / "modal.toml"),
+            MODAL_EMU_SERVER_PID=str(os.getpid()),
             MODAL_EMU_VOLUMES=json.dumps(volumes),
+            MODAL_EMU_MOUNT_AT_PATHS=json.dumps(volumes if volumes and self.mount_reason(fn) is None else {}),
             PYTHONPATH=os.pathsep.join([workdir, env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
             PYTHONUNBUFFERED="1",
         )
@@ -285,6 +336,11 @@ class Runner:
         """Copy a container's output, line by line, into the logs of the input it is running."""
         assert stream is not None
         async for line in stream:
+            if line.endswith(END_OF_INPUT):
+                line = line[: -len(END_OF_INPUT)]
+                container.drained[fd].set()
+                if not line:
+                    continue
             if container.current is None:
                 log.info("container %s: %s", container.proc.pid, line.decode(errors="replace").rstrip())
                 continue

@@ -2,9 +2,13 @@
 
 Imports MODULE from the deployed files in ROOT once, then runs inputs one after
 another. Each input is a JSON line on stdin naming its input file, its result
-file and a "started" marker file; the worker calls the undecorated FUNCTION with
-the input's arguments and writes a ``GenericResult`` (the return value, or the
-exception with its traceback, serialized as modal's client expects).
+file, a "started" marker file and a directory for generator output; the worker
+calls the undecorated FUNCTION with the input's arguments and writes a
+``GenericResult`` (the return value, or the exception with its traceback,
+serialized as modal's client expects). A generator's items go to numbered files
+in that directory, and its result is a ``GeneratorDone``. After each input the
+worker writes ``END_OF_INPUT`` on stdout and stderr, so the emulator knows it has
+every line the input printed.
 """
 
 from __future__ import annotations
@@ -18,13 +22,18 @@ import os
 import sys
 import traceback
 import warnings
+from pathlib import Path
 
-from modal._serialization import deserialize_data_format, deserialize_params, serialize
+from modal._serialization import deserialize_data_format, deserialize_params, serialize, serialize_data_format
 from modal_proto import api_pb2
 
+from .lifeline import die_with_parent
 from .service_class import PARAMS_ENV, PARAMS_FORMAT_ENV
+from .store import atomic_write
+from .volumemounts import mount_at_paths
 
 GS = api_pb2.GenericResult
+END_OF_INPUT = b"\x1emodal-emu: end of input\n"
 _LOOP: list[asyncio.AbstractEventLoop] = []
 
 
@@ -36,6 +45,28 @@ def _failure(exc: BaseException) -> api_pb2.GenericResult:
     except Exception:
         data = serialize(RuntimeError(f"{type(exc).__name__}: {exc}"))
     return GS(status=GS.GENERIC_STATUS_FAILURE, exception=f"{type(exc).__name__}: {exc}", traceback=tb, data=data)
+
+
+def _drain(value, chunks: Path) -> api_pb2.GeneratorDone:
+    """Each item of a generator as a numbered file (1, 2, ...), as the caller's data stream reads them."""
+    count = 0
+
+    def put(item) -> None:
+        nonlocal count
+        count += 1
+        atomic_write(chunks / str(count), serialize(item))
+
+    if inspect.isasyncgen(value):
+
+        async def run() -> None:
+            async for item in value:
+                put(item)
+
+        _event_loop().run_until_complete(run())
+    else:
+        for item in value:
+            put(item)
+    return api_pb2.GeneratorDone(items_total=count)
 
 
 def run_one(load, command: dict) -> api_pb2.GenericResult:
@@ -53,6 +84,10 @@ def run_one(load, command: dict) -> api_pb2.GenericResult:
             value = fn.local(*args, **kwargs) if hasattr(fn, "local") else fn(*args, **kwargs)
             if inspect.isawaitable(value):  # an async function: one event loop for the container's life
                 value = _event_loop().run_until_complete(value)
+            if inspect.isgenerator(value) or inspect.isasyncgen(value):
+                done = _drain(value, Path(command["chunks"]))
+                data = serialize_data_format(done, api_pb2.DATA_FORMAT_GENERATOR_DONE)
+                return GS(status=GS.GENERIC_STATUS_SUCCESS, data=data)
     except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
         return _failure(exc)
     try:
@@ -80,8 +115,21 @@ def class_instance(cls):
     return instance
 
 
+def _end_of_input() -> None:
+    for stream, fd in ((sys.stdout, 1), (sys.stderr, 2)):
+        try:
+            stream.flush()
+            os.write(fd, END_OF_INPUT)
+        except (OSError, ValueError):  # the function closed or replaced the stream: nothing more to wait for
+            pass
+
+
 def main(argv: list[str]) -> int:
     root, module, function = argv
+    mounts = json.loads(os.environ.pop("MODAL_EMU_MOUNT_AT_PATHS", "{}"))
+    if mounts:  # first: a new mount namespace needs a process without threads
+        mount_at_paths(mounts)
+    die_with_parent(int(os.environ.get("MODAL_EMU_SERVER_PID", "0")))
     sys.path.insert(0, root)
     loaded = []
 
@@ -96,12 +144,8 @@ def main(argv: list[str]) -> int:
     for line in sys.stdin:
         command = json.loads(line)
         result = run_one(load, command)
-        tmp = command["out"] + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(result.SerializeToString())
-        os.replace(tmp, command["out"])
-        sys.stdout.flush()
-        sys.stderr.flush()
+        atomic_write(Path(command["out"]), result.SerializeToString())
+        _end_of_input()
     return 0
 
 

@@ -89,3 +89,48 @@ def whoami():
 def main(path: str = "", seconds: float = 0.0):
     """`modal run emu_test_app.py --path P --seconds S`: an ephemeral run of marker_after."""
     print("RESULT", marker_after.remote(path, seconds) if path else echo.remote("cli"))
+
+
+@app.function()
+def square(x):
+    return x * x
+
+
+@app.function()
+def add(a, b):
+    return a + b
+
+
+@app.function()
+def touch(path):
+    Path(path).write_text("touched")
+
+
+@app.function()
+def shout(token, i):
+    print(f"{token} line {i}")  # the last thing the call does: it must reach the logs
+
+
+@app.function()
+def count_up(n):
+    for i in range(n):
+        yield i * 10
+
+
+@app.function(volumes={"/emu-test-mount": volume})
+def write_at_mount(name, text):
+    """Writes through the Volume's mount path as Modal code does, not through MODAL_EMU_VOLUMES."""
+    with open(f"/emu-test-mount/{name}", "w") as f:
+        f.write(text)
+    volume.commit()
+    return os.listdir("/emu-test-mount")
+
+
+@app.function(gpu="H100")
+def on_gpu(x):
+    return x
+
+
+@app.function()
+def tokens():
+    return {k: os.environ.get(k) for k in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")}

@@ -1,3 +1,17 @@
 """RPC handlers, grouped by the kind of object they act on. Importing registers them."""
 
-from . import apps, blobs, classes, dicts, functions, images, misc, mounts, queues, volumes  # noqa: F401
+from . import (  # noqa: F401
+    apps,
+    blobs,
+    classes,
+    dicts,
+    functions,
+    generators,
+    images,
+    misc,
+    mounts,
+    queues,
+    tasks,
+    volumefiles,
+    volumes,
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import difflib
 import time
 
 from google.protobuf import empty_pb2
@@ -11,6 +12,17 @@ from modal_proto import api_pb2
 
 from ..rpc import invalid, not_found, rpc
 from ..store import new_id, now
+from ..volumemounts import deploy_warnings as volume_warnings
+
+
+def deploy_warnings(emu, app: dict) -> list[api_pb2.Warning]:
+    """Said once, in the deploy output: where this machine cannot give the app what it asks for."""
+    functions = [emu.store["functions"][fid] for fid in app["function_ids"].values()]
+    return [
+        api_pb2.Warning(type=api_pb2.Warning.WARNING_TYPE_FUNCTION_CONFIGURATION, message=message)
+        for message in volume_warnings(emu.runner, functions)
+    ]
+
 
 DEPLOYED = api_pb2.APP_STATE_DEPLOYED
 EPHEMERAL = api_pb2.APP_STATE_EPHEMERAL
@@ -87,7 +99,9 @@ async def AppGetByDeploymentName(
     emu, request: api_pb2.AppGetByDeploymentNameRequest
 ) -> api_pb2.AppGetByDeploymentNameResponse:
     app = deployed_app(emu, request.name, request.environment_name)
-    return api_pb2.AppGetByDeploymentNameResponse(app_id=app["id"] if app else "")
+    return api_pb2.AppGetByDeploymentNameResponse(
+        app_id=app["id"] if app else "", environment_name=request.environment_name or emu.config.environment
+    )
 
 
 @rpc
@@ -121,7 +135,11 @@ async def AppPublish(emu, request: api_pb2.AppPublishRequest) -> api_pb2.AppPubl
             }
         )
     emu.store.save()
-    return api_pb2.AppPublishResponse(url=f"{emu.server_url}/apps/{app['id']}", deployed_at=deployed_at)
+    return api_pb2.AppPublishResponse(
+        url=f"{emu.server_url}/apps/{app['id']}",
+        deployed_at=deployed_at,
+        server_warnings=deploy_warnings(emu, app),
+    )
 
 
 @rpc
@@ -198,8 +216,10 @@ async def AppClientDisconnect(emu, request: api_pb2.AppClientDisconnectRequest) 
     """An ephemeral app (``modal run``) ends with its client, and so does its work;
     a detached one (``modal run --detach``) and a deployed one carry on."""
     app = emu.store["apps"].get(request.app_id)
-    if app is not None and app["state"] in (EPHEMERAL, api_pb2.APP_STATE_INITIALIZING):
-        await AppStop(emu, api_pb2.AppStopRequest(app_id=request.app_id))
+    if app is not None:
+        app["client_left_at"] = now()  # ends the log streams of the client that left (see AppGetLogs)
+        if app["state"] in (EPHEMERAL, api_pb2.APP_STATE_INITIALIZING):
+            await AppStop(emu, api_pb2.AppStopRequest(app_id=request.app_id))
     return empty_pb2.Empty()
 
 
@@ -290,6 +310,7 @@ async def AppGetLogs(emu, request: api_pb2.AppGetLogsRequest):
     app = _app(emu, request.app_id)
     last = float(request.last_entry_id or 0)
     deadline = time.monotonic() + request.timeout
+    opened_at = now()
     while True:
         for entry in emu.logs.entries(
             app["id"],
@@ -302,9 +323,28 @@ async def AppGetLogs(emu, request: api_pb2.AppGetLogsRequest):
         ):
             last = entry["ts"]
             yield _log_batch(entry, repr(last))
-        if app["state"] == STOPPED:
+        # Done when the app stops, and for the client that started a detached app (`modal run --detach`)
+        # when it disconnects: the app runs on, but that client waits for no more logs.
+        if app["state"] == STOPPED or app.get("client_left_at", 0) > opened_at:
             yield api_pb2.TaskLogsBatch(app_done=True)
             return
         if time.monotonic() >= deadline:
             return
         await asyncio.sleep(0.2)
+
+
+@rpc
+async def ObjectSuggest(emu, request: api_pb2.ObjectSuggestRequest) -> api_pb2.ObjectSuggestResponse:
+    """ "Did you mean ...?" after a failed lookup: deployed names close to the one asked for."""
+    kinds = api_pb2.ObjectSuggestRequest
+    deployed = [app for app in emu.store["apps"].values() if app["state"] == DEPLOYED and app["name"]]
+    if request.kind == kinds.OBJECT_SUGGEST_KIND_APP:
+        candidates = {app["name"]: ("", app["name"]) for app in deployed}
+    elif request.kind == kinds.OBJECT_SUGGEST_KIND_FUNCTION:
+        candidates = {f"{a['name']}/{tag}": (a["name"], tag) for a in deployed for tag in a["function_ids"]}
+    else:
+        candidates = {}
+    close = difflib.get_close_matches(request.query, list(candidates), n=request.limit or 5, cutoff=0.6)
+    return api_pb2.ObjectSuggestResponse(
+        suggestions=[api_pb2.ObjectSuggestion(app_name=candidates[c][0], object_name=candidates[c][1]) for c in close]
+    )

@@ -71,6 +71,13 @@ def _materialize(emu, root, mount_ids: list[str]) -> None:
     (root / "root").mkdir(parents=True, exist_ok=True)
 
 
+def _gpu(config: api_pb2.GPUConfig) -> str:
+    """What the function asked for, as it was written (``H100``, ``A10G:2``); "" for none."""
+    if not config.gpu_type:
+        return ""
+    return config.gpu_type + (f":{config.count}" if config.count > 1 else "")
+
+
 @rpc
 async def FunctionPrecreate(emu, request: api_pb2.FunctionPrecreateRequest) -> api_pb2.FunctionPrecreateResponse:
     function_id = request.existing_function_id or new_id("fu")
@@ -107,12 +114,13 @@ async def FunctionCreate(emu, request: api_pb2.FunctionCreateRequest) -> api_pb2
             raise invalid(f"Volume {vm.volume_id} not found")
         volumes[vm.mount_path] = volume["name"]
     policy = definition.retry_policy
+    is_generator = definition.function_type == api_pb2.Function.FUNCTION_TYPE_GENERATOR
     metadata = api_pb2.FunctionHandleMetadata(
         function_name=definition.function_name,
         function_type=definition.function_type,
         is_method=definition.is_method,
         supported_input_formats=[PICKLE],
-        supported_output_formats=[PICKLE],
+        supported_output_formats=[PICKLE, api_pb2.DATA_FORMAT_GENERATOR_DONE] if is_generator else [PICKLE],
         app_id=request.app_id,
     )
     add_method_metadata(metadata, definition)
@@ -134,6 +142,8 @@ async def FunctionCreate(emu, request: api_pb2.FunctionCreateRequest) -> api_pb2
         "env": image_env(emu, definition.image_id),
         "secret_ids": list(definition.secret_ids),
         "volumes": volumes,
+        "gpu": _gpu(definition.resources.gpu_config),
+        "is_generator": is_generator,
         "handle_metadata": _b64(metadata),
         "function_data": _b64(data),
         "created_at": now(),
@@ -145,16 +155,12 @@ async def FunctionCreate(emu, request: api_pb2.FunctionCreateRequest) -> api_pb2
 @rpc
 async def FunctionGet(emu, request: api_pb2.FunctionGetRequest) -> api_pb2.FunctionGetResponse:
     app = deployed_app(emu, request.app_name, request.environment_name)
+    # The client prefixes these with "Lookup failed for Function 'f' from the 'a' app:" and adds a period.
     if app is None:
-        raise not_found(
-            f"Lookup failed for Function '{request.object_tag}' from the '{request.app_name}' app: App not found."
-        )
+        raise not_found("App not deployed")
     function_id = app["function_ids"].get(request.object_tag)
     if function_id is None:
-        raise not_found(
-            f"Lookup failed for Function '{request.object_tag}' from the '{request.app_name}' app: "
-            "Function not found in the app."
-        )
+        raise not_found("no Function of that name in the App")
     fn = _function(emu, function_id)
     return api_pb2.FunctionGetResponse(
         function_id=function_id,
@@ -165,7 +171,9 @@ async def FunctionGet(emu, request: api_pb2.FunctionGetRequest) -> api_pb2.Funct
 
 @rpc
 async def FunctionGetById(emu, request: api_pb2.FunctionGetByIdRequest) -> api_pb2.FunctionGetByIdResponse:
-    fn = _function(emu, request.function_id)
+    fn = emu.store["functions"].get(request.function_id)
+    if fn is None:  # the client prefixes "Lookup failed for Function 'fu-…':"
+        raise not_found("no such Function")
     return api_pb2.FunctionGetByIdResponse(
         function=api_pb2.FunctionData.FromString(base64.b64decode(fn["function_data"])),
     )
@@ -248,29 +256,62 @@ def _output(emu, call_id: str, idx: str, item: dict) -> api_pb2.FunctionGetOutpu
         result=result,
         idx=int(idx),
         input_id=item["input_id"],
-        data_format=PICKLE,
+        data_format=_data_format(emu.store["calls"][call_id], result),
         input_started_at=item.get("started_at", 0.0),
         output_created_at=item.get("finished_at", 0.0),
-        retry_count=max(item.get("attempts", 1) - 1, 0),
+        # The client's own retry count: retries happen here, on the server side, so it stays 0
+        # (a map client drops an output whose retry_count differs from its own as stale).
+        retry_count=0,
     )
 
 
-def _collect(emu, call: dict, request: api_pb2.FunctionGetOutputsRequest):
-    """Finished outputs in the requested index range, and how many inputs are unfinished.
+def _data_format(call: dict, result: api_pb2.GenericResult) -> int:
+    """A generator's successful result is its ``GeneratorDone``; everything else is pickled."""
+    if call["spec"].get("is_generator") and result.status == GS.GENERIC_STATUS_SUCCESS:
+        return api_pb2.DATA_FORMAT_GENERATOR_DONE
+    return PICKLE
 
-    ``get(index=i)`` asks for [i, i]; ``.map()``-style readers pop outputs with
-    ``clear_on_success`` instead, and each output is then delivered once.
+
+def _is_map_stream(call: dict) -> bool:
+    """``.map()``/``.starmap()``/``.for_each()`` read their outputs as a stream: each request
+    asks for what finished after ``last_entry_id``, whatever the index."""
+    return (
+        call.get("call_type") == api_pb2.FUNCTION_CALL_TYPE_MAP
+        and call.get("invocation_type") == api_pb2.FUNCTION_CALL_INVOCATION_TYPE_SYNC
+    )
+
+
+def _cursor(last_entry_id: str) -> int:
+    try:
+        return int(last_entry_id)
+    except ValueError:  # "0-0" or "": from the start
+        return 0
+
+
+def _collect(emu, call: dict, request: api_pb2.FunctionGetOutputsRequest):
+    """The outputs this request asks for, the stream position after them, and how many inputs are unfinished.
+
+    A map stream gets the outputs finished after its cursor (each input's ``seq`` is its place
+    in the order outputs finished); its final ``clear_on_success`` request is only an
+    acknowledgement. ``get(index=i)`` and ``FunctionCall.iter()`` ask for an index range;
+    ``.remote()`` pops its output with ``clear_on_success`` and gets it once.
     """
     ttl = emu.config.result_ttl_s
+    stream = _is_map_stream(call)
+    cursor = _cursor(request.last_entry_id) if stream else 0
     popping = request.clear_on_success
-    outputs, unfinished = [], 0
+    outputs, unfinished, position = [], 0, cursor
     for idx, item in sorted(call["inputs"].items(), key=lambda kv: int(kv[0])):
         if item["status"] != "done":
             unfinished += 1
             continue
-        if not popping and not request.start_idx <= int(idx) <= max(request.end_idx, request.start_idx):
+        if stream:
+            if popping or item.get("seq", 0) <= cursor:
+                continue
+            position = max(position, item["seq"])
+        elif not popping and not request.start_idx <= int(idx) <= max(request.end_idx, request.start_idx):
             continue
-        if popping and item.get("delivered"):
+        elif popping and item.get("delivered"):
             continue
         if time.time() - item["finished_at"] > ttl:
             continue  # expired: gone, exactly as on Modal after 7 days
@@ -279,7 +320,7 @@ def _collect(emu, call: dict, request: api_pb2.FunctionGetOutputsRequest):
             item["delivered"] = True
         if request.max_values and len(outputs) >= request.max_values:
             break
-    return outputs, unfinished
+    return outputs, unfinished, position
 
 
 @rpc
@@ -287,28 +328,26 @@ async def FunctionGetOutputs(emu, request: api_pb2.FunctionGetOutputsRequest) ->
     call = emu.store["calls"].get(request.function_call_id)
     if call is None:
         raise not_found(f"Function call {request.function_call_id} not found")
+    # A map stream waits for new outputs even when nothing is unfinished: its client stops asking
+    # once it has them all, and an empty answer at once would make it ask again in a busy loop.
+    keep_waiting = _is_map_stream(call) and not request.clear_on_success
     deadline = time.monotonic() + max(request.timeout, 0)
     while True:
-        outputs, unfinished = _collect(emu, call, request)
+        changed = emu.outputs_changed()
+        outputs, unfinished, position = _collect(emu, call, request)
         remaining = deadline - time.monotonic()
-        if outputs or unfinished == 0 or remaining <= 0:
+        if outputs or (unfinished == 0 and not keep_waiting) or remaining <= 0:
             break
-        async with emu.outputs_changed:
-            try:
-                await asyncio.wait_for(emu.outputs_changed.wait(), timeout=remaining)
-            except TimeoutError:
-                pass
+        try:
+            await asyncio.wait_for(changed.wait(), timeout=remaining)
+        except TimeoutError:
+            pass
     return api_pb2.FunctionGetOutputsResponse(
         outputs=outputs,
         idxs=[o.idx for o in outputs],
         num_unfinished_inputs=unfinished,
-        last_entry_id="0-0",
+        last_entry_id=str(position) if _is_map_stream(call) else "0-0",
     )
-
-
-@rpc
-async def FunctionRetryInputs(emu, request: api_pb2.FunctionRetryInputsRequest) -> api_pb2.FunctionRetryInputsResponse:
-    return api_pb2.FunctionRetryInputsResponse()
 
 
 @rpc

@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf import empty_pb2
 from modal_proto import api_pb2
 
-from ..rpc import existing_named, rpc
+from ..rpc import existing_named, page, rpc
 from ..store import new_id, now
 
 
@@ -40,3 +40,25 @@ async def SecretGetOrCreate(emu, request: api_pb2.SecretGetOrCreateRequest) -> a
         secret["env"] = dict(request.env_dict)
     emu.store.save()
     return api_pb2.SecretGetOrCreateResponse(secret_id=secret["id"])
+
+
+@rpc
+async def SecretList(emu, request: api_pb2.SecretListRequest) -> api_pb2.SecretListResponse:
+    environment = request.environment_name or emu.config.environment
+    items = [
+        api_pb2.SecretListItem(
+            label=secret["name"],
+            created_at=secret["created_at"],
+            environment_name=environment,
+            secret_id=secret["id"],
+            metadata=api_pb2.SecretMetadata(
+                name=secret["name"],
+                keys=sorted(secret["env"]),
+                environment_name=environment,
+                creation_info=api_pb2.CreationInfo(created_at=secret["created_at"], created_by="local"),
+            ),
+        )
+        for secret in page(emu.store["secrets"].values(), request.pagination)
+        if secret["name"]
+    ]
+    return api_pb2.SecretListResponse(items=items, environment_name=environment)

@@ -3,11 +3,28 @@ checkpoints persist between calls; commit and reload have nothing to do."""
 
 from __future__ import annotations
 
+import shutil
+
 from google.protobuf import empty_pb2
 from modal_proto import api_pb2
 
-from ..rpc import existing_named, not_found, rpc
+from ..rpc import existing_named, not_found, page, rpc
 from ..store import new_id, now
+
+
+def volume(emu, volume_id: str) -> dict:
+    found = emu.store["volumes"].get(volume_id)
+    if found is None:
+        raise not_found(f"Volume {volume_id} not found")
+    return found
+
+
+def _metadata(found: dict, version: int = 0) -> api_pb2.VolumeMetadata:
+    return api_pb2.VolumeMetadata(
+        name=found["name"],
+        version=version,
+        creation_info=api_pb2.CreationInfo(created_at=found["created_at"], created_by="local"),
+    )
 
 
 @rpc
@@ -20,9 +37,7 @@ async def VolumeGetOrCreate(emu, request: api_pb2.VolumeGetOrCreateRequest) -> a
         emu.store.volume_dir(volume["name"])
         emu.store.save()
     return api_pb2.VolumeGetOrCreateResponse(
-        volume_id=volume["id"],
-        version=request.version,
-        metadata=api_pb2.VolumeMetadata(name=volume["name"], version=request.version),
+        volume_id=volume["id"], version=request.version, metadata=_metadata(volume, request.version)
     )
 
 
@@ -40,4 +55,33 @@ async def VolumeReload(emu, request: api_pb2.VolumeReloadRequest) -> empty_pb2.E
 
 @rpc
 async def VolumeHeartbeat(emu, request: api_pb2.VolumeHeartbeatRequest) -> empty_pb2.Empty:
+    return empty_pb2.Empty()
+
+
+@rpc
+async def VolumeGetById(emu, request: api_pb2.VolumeGetByIdRequest) -> api_pb2.VolumeGetByIdResponse:
+    found = volume(emu, request.volume_id)
+    return api_pb2.VolumeGetByIdResponse(volume_id=found["id"], metadata=_metadata(found))
+
+
+@rpc
+async def VolumeList(emu, request: api_pb2.VolumeListRequest) -> api_pb2.VolumeListResponse:
+    named = [v for v in emu.store["volumes"].values() if not v["name"].startswith("anon-")]
+    return api_pb2.VolumeListResponse(
+        items=[
+            api_pb2.VolumeListItem(
+                label=v["name"], volume_id=v["id"], created_at=v["created_at"], metadata=_metadata(v)
+            )
+            for v in page(named, request.pagination)
+        ],
+        environment_name=request.environment_name or emu.config.environment,
+    )
+
+
+@rpc
+async def VolumeDelete(emu, request: api_pb2.VolumeDeleteRequest) -> empty_pb2.Empty:
+    found = volume(emu, request.volume_id)
+    del emu.store["volumes"][found["id"]]
+    emu.store.save()
+    shutil.rmtree(emu.store.volume_dir(found["name"]), ignore_errors=True)
     return empty_pb2.Empty()
