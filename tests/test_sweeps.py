@@ -75,7 +75,8 @@ def test_a_grid_is_costed_then_spawned_once_per_combination(project: Project):
     spawned = spawn(project, "sweep.yaml", "--yes", "--json", JOB_COST_CONFIRM_USD="1")
     assert spawned.returncode == 0, spawned.stderr
     assert sorted(c["task_id"] for c in json.loads(spawned.stdout)) == sorted(GRID_IDS)
-    assert dict(ledger_params())["pi_n-100_seconds-0.1"] == {"n": 100, "seconds": 0.1}
+    recorded = dict(ledger_params())["pi_n-100_seconds-0.1"]
+    assert {k: recorded[k] for k in ("n", "seconds")} == {"n": 100, "seconds": 0.1}  # + the workload's defaults
 
     again = spawn(project, "sweep.yaml")
     assert again.returncode == 0, again.stderr
@@ -88,7 +89,7 @@ def test_a_mistyped_parameter_spawns_nothing(project: Project):
     (project.path / "typo.yaml").write_text(GRID.replace("n: [10, 100, 1000]", "nn: [10, 100, 1000]"))
     for name, message in (
         ("typo.jsonl", 'typo.jsonl:3: n: Input should be a valid integer (got "ten")'),
-        ("typo.yaml", "typo.yaml:3: nn: unknown parameter (the workload's Params has: n, seconds)"),
+        ("typo.yaml", "typo.yaml:3: nn: unknown parameter (the workload's Params has: budget_seconds, chunk, n, seconds)"),
     ):
         proc = spawn(project, name, "--yes")
         assert proc.returncode != 0
