@@ -326,3 +326,14 @@ def test_a_task_longer_than_one_attempt_is_reported_once(project: Project):
     assert [t for t, _, _ in ledger(project)] == ["chain-1"], "the ledger follows the chain in one row"
     result = json.loads((Path(os.environ["JOB_RESULTS_DIR"]) / "chain-1.json").read_text())
     assert result["n"] == 300_000 and abs(result["pi"] - 3.14159) < 1e-4
+
+
+def test_a_running_job_is_pending_not_an_api_failure(project: Project):
+    project.make("spawn", f"TASKS={tasks_file(project.path, 'run.jsonl', ['run-long'], seconds=30)}")
+    project.make("spawn", f"TASKS={tasks_file(project.path, 'run2.jsonl', ['run-quick'])}")
+    time.sleep(3)
+    status = project.make("status", "ARGS=--json")  # exit 0: nothing is wrong with the API
+    states = {c["task_id"]: c["state"] for c in json.loads(status.stdout)}
+    assert states == {"run-long": "pending", "run-quick": "succeeded"}, states
+    assert "could not be reached" not in status.stderr
+    project.make("cancel", "ARGS=run-long")

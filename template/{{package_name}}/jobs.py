@@ -38,12 +38,19 @@ class ApiUnreachable(RuntimeError):
 
 
 async def bounded(request: Awaitable[T], what: str, timeout: float | None = None) -> T:
-    """Await one request to Modal, at most ``timeout`` seconds."""
+    """Await one request to Modal, at most ``timeout`` seconds.
+
+    Only running out of that time is :class:`ApiUnreachable`; whatever the request itself
+    raises comes through unchanged (``get(timeout=0)`` raises the built-in ``TimeoutError``
+    for a call that is still running, which must not be taken for a dead API).
+    """
     timeout = settings.API_TIMEOUT_S if timeout is None else timeout
-    try:
-        return await asyncio.wait_for(request, timeout)
-    except TimeoutError:
-        raise ApiUnreachable(f"{what}: Modal's API did not answer within {timeout:g} s") from None
+    task = asyncio.ensure_future(request)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        raise ApiUnreachable(f"{what}: Modal's API did not answer within {timeout:g} s")
+    return task.result()
 
 
 def describe(exc: BaseException) -> str:
@@ -66,6 +73,15 @@ def _decoded_by_modal(exc: BaseException) -> bool:
             after = frames[i + 1] if i + 1 < len(frames) else None
             return after is None or "blob_utils" not in after.co_filename  # a blob download is the API's
     return False
+
+
+def _still_running(exc: BaseException) -> bool:
+    """``get(timeout=0)`` on an unfinished call: a ``TimeoutError`` raised by modal's poll itself
+    (a socket timeout is a ``TimeoutError`` too, but raised deeper down)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return isinstance(exc, TimeoutError) and tb is not None and tb.tb_frame.f_code.co_name == "poll_function"
 
 
 def outcome_of(exc: BaseException) -> tuple[str, str] | None:
@@ -103,15 +119,9 @@ async def poll(call: L.Call, ledger: L.Ledger, results_dir: Path = settings.RESU
         value = await bounded(handle.get.aio(timeout=0), f"polling {call.task_id}")
     except ApiUnreachable:
         raise
-    except modal.exception.TimeoutError as exc:
-        if type(exc) is modal.exception.TimeoutError:  # not finished yet
-            return L.PENDING
-        outcome = outcome_of(exc)
-        if outcome is None:
-            raise ApiUnreachable(f"polling {call.task_id}: {describe(exc)}") from exc
-        ledger.finish(call.call_id, outcome[0], error=outcome[1])
-        return outcome[0]
     except Exception as exc:
+        if _still_running(exc):
+            return L.PENDING
         outcome = outcome_of(exc)
         if outcome is None:
             raise ApiUnreachable(f"polling {call.task_id}: {describe(exc)}") from exc
