@@ -337,3 +337,13 @@ def test_a_running_job_is_pending_not_an_api_failure(project: Project):
     assert states == {"run-long": "pending", "run-quick": "succeeded"}, states
     assert "could not be reached" not in status.stderr
     project.make("cancel", "ARGS=run-long")
+
+
+def test_cancel_keeps_the_outcome_of_a_job_that_already_finished(project: Project):
+    project.make("spawn", f"TASKS={tasks_file(project.path, 'cx.jsonl', ['cx-done'])}")
+    project.make("spawn", f"TASKS={tasks_file(project.path, 'cx2.jsonl', ['cx-long'], seconds=60)}")
+    time.sleep(4)  # cx-done has finished on the emulator; nobody has polled it
+    project.make("cancel")
+    states = {t: s for t, _, s in ledger(project)}
+    assert states == {"cx-done": "succeeded", "cx-long": "cancelled"}, states
+    assert (Path(os.environ["JOB_RESULTS_DIR"]) / "cx-done.json").exists()

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import grpclib.exceptions
 import modal
 import modal.exception
 
@@ -191,8 +190,16 @@ async def deployed_function(app_name: str = settings.APP_NAME, function_name: st
 
 # Refusals after which nothing runs on Modal, and that may pass if we wait a little.
 _RETRYABLE = (modal.exception.ResourceExhaustedError,)
-# The request may have reached Modal before the connection broke: a call may exist.
-_AMBIGUOUS = (ApiUnreachable, grpclib.exceptions.StreamTerminatedError, OSError, modal.exception.ServiceError)
+# Modal's definite refusals: the request was answered with "no", so no call exists. Anything else
+# (a broken connection, a timeout, a server error) may have started the call: its outcome is unknown.
+_REFUSED = (
+    modal.exception.InvalidError,
+    modal.exception.NotFoundError,
+    modal.exception.PermissionDeniedError,
+    modal.exception.AuthError,
+    modal.exception.SerializationError,
+    modal.exception.RequestSizeError,
+)
 
 
 @dataclass
@@ -247,16 +254,19 @@ async def spawn_tasks(
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 30)
                     continue
-                except _AMBIGUOUS as exc:
+                except _REFUSED as exc:  # refused by Modal: nothing was started
+                    return _give_up(row, task, describe(exc))
+                except Exception as exc:  # noqa: BLE001 - whatever else broke, the call may exist
                     ledger.mark_unknown(row, f"spawn RPC failed midway ({describe(exc)}); the job may be running")
                     report.unknown.append(task)
                     _stop(f"spawning {task.id}: {describe(exc)}")
                     return
-                except Exception as exc:  # refused by Modal: nothing was started
-                    return _give_up(row, task, describe(exc))
                 ledger.complete_spawn(row, call.object_id)
                 report.spawned.append((task, call.object_id))
-                on_spawn(task, call.object_id)
+                try:
+                    on_spawn(task, call.object_id)
+                except Exception:  # noqa: BLE001 - a progress line that cannot be shown (closed terminal)
+                    pass
                 return
 
     def _give_up(row: int, task: Task, why: str) -> None:
@@ -276,12 +286,18 @@ async def spawn_tasks(
 # --------------------------------------------------------------- cancelling
 async def cancel(ledger: L.Ledger, task_ids: set[str] | None = None) -> list[L.Call]:
     """Cancel pending calls (all, or those of ``task_ids``); raises :class:`ApiUnreachable`
-    on the first call Modal could not be asked about (the ones before it stay cancelled)."""
+    on the first call Modal could not be asked about (the ones before it stay cancelled).
+
+    Each call is polled first: one that has already finished keeps its outcome (and result).
+    """
     cancelled = []
     for call in ledger.calls(state=L.PENDING, latest_only=False):
         if task_ids and call.task_id not in task_ids:
             continue
         assert call.call_id is not None
+        if await poll(call, ledger) != L.PENDING:
+            continue
+        call = next(c for c in ledger.calls(latest_only=False) if c.row == call.row)  # a chain may have moved on
         try:
             await bounded(modal.FunctionCall.from_id(call.call_id).cancel.aio(), f"cancelling {call.task_id}")
         except ApiUnreachable:
