@@ -265,8 +265,8 @@ def test_a_sweep_survives_the_emulator_dying_and_retry_respawns_the_lost(project
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)
     start_emulator(project, "--latency", "20")
-    status = project.make("status", "ARGS=--json", check=False)
-    assert "Traceback" not in status.stderr and status.returncode in (0, 2), status.stderr  # make: 2 = failed
+    status = project.make("status", "ARGS=--json")  # the restarted emulator answers: exit 0
+    assert "Traceback" not in status.stderr and "could not be reached" not in status.stderr
     project.make("wait", "ARGS=--interval 0.5 --timeout 150", check=False, timeout=200)
     states = {t: s for t, _, s in ledger(project)}
     lost = sorted(t for t, s in states.items() if s == "lost")
