@@ -68,6 +68,19 @@ class Project:
             raise FlowError(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
 
+    def start(self, *args: str, merge_stderr: bool = False) -> subprocess.Popen:
+        """`LOCAL=1 make ARGS...` in the background, in its own session (as a terminal's foreground
+        job is), so that a test can signal the whole group the way Ctrl+C or a closed terminal does."""
+        return subprocess.Popen(
+            ["make", *args, "LOCAL=1"],
+            cwd=self.path,
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+
     def ledger_rows(self) -> list[tuple[str, str, str]]:
         path = self.path / ".jobs" / "ledger.sqlite3"
         if not path.exists():
@@ -78,17 +91,8 @@ class Project:
     def spawn_then_close_terminal(self, extra: str = "") -> list[tuple[str, str, str]]:
         """Run `make spawn`, and kill it and its children the moment it says the jobs run."""
         self.say("$ LOCAL=1 make spawn   # ...then the terminal is closed (the spawner is killed)")
-        cmd = ["make", "spawn", "LOCAL=1"] + ([f"ARGS={extra}"] if extra else [])
         before = len(self.ledger_rows())
-        proc = subprocess.Popen(
-            cmd,
-            cwd=self.path,
-            env=clean_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
+        proc = self.start("spawn", *([f"ARGS={extra}"] if extra else []), merge_stderr=True)
         output = []
         assert proc.stdout is not None
         for line in proc.stdout:

@@ -116,12 +116,7 @@ def test_a_lost_connection_never_ends_a_job(project: Project):
 def test_two_terminals_spawn_each_task_once(project: Project):
     ids = [f"two-{i}" for i in range(20)]
     name = tasks_file(project.path, "two.jsonl", ids)
-    env = clean_env()
-    cmd = ["make", "spawn", "LOCAL=1", f"TASKS={name}", "ARGS=--concurrency 1"]
-    procs = [
-        subprocess.Popen(cmd, cwd=project.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
+    procs = [project.start("spawn", f"TASKS={name}", "ARGS=--concurrency 1") for _ in range(2)]
     outputs = [p.communicate(timeout=120) for p in procs]
     rows = [r for r in ledger(project) if r[0].startswith("two-")]
     assert sorted(task for task, _, _ in rows) == sorted(ids), "each task spawned exactly once"
@@ -138,15 +133,7 @@ def test_ctrl_c_at_any_instant_loses_and_doubles_nothing(project: Project):
     for trial in range(3):
         ids = [f"sig{trial}-{i:02d}" for i in range(16)]
         name = tasks_file(project.path, f"sig{trial}.jsonl", ids)
-        proc = subprocess.Popen(
-            ["make", "spawn", "LOCAL=1", f"TASKS={name}", "ARGS=--concurrency 4"],
-            cwd=project.path,
-            env=clean_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
+        proc = project.start("spawn", f"TASKS={name}", "ARGS=--concurrency 4")
         time.sleep(rng.uniform(0.3, 3.5))  # from start-up to the middle of spawning
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl+C does: the whole foreground group
@@ -231,15 +218,7 @@ def test_json_output_is_json_even_with_an_empty_ledger(project: Project):
 def test_ctrl_c_in_a_sweep_of_hundreds(project: Project):
     ids = [f"k{i:04d}" for i in range(300)]
     name = tasks_file(project.path, "k.jsonl", ids)
-    proc = subprocess.Popen(
-        ["make", "spawn", "LOCAL=1", f"TASKS={name}"],
-        cwd=project.path,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = project.start("spawn", f"TASKS={name}")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(ledger(project)) < 100:  # well into the spawning
         time.sleep(0.1)

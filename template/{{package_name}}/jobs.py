@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,15 +59,21 @@ def describe(exc: BaseException) -> str:
 
 
 # ----------------------------------------------------------------- outcomes
-def _decoded_by_modal(exc: BaseException) -> bool:
-    """True when modal's result decoder raised ``exc``: it is the job's outcome (its own
-    exception re-raised here, a timeout, a lost input), not a failure to reach the API.
-    A job may raise ConnectionError itself, so the type alone cannot tell."""
+def _frames(exc: BaseException) -> list:
+    """The code objects of ``exc``'s traceback, outermost first."""
     frames = []
     tb = exc.__traceback__
     while tb is not None:
         frames.append(tb.tb_frame.f_code)
         tb = tb.tb_next
+    return frames
+
+
+def _decoded_by_modal(exc: BaseException) -> bool:
+    """True when modal's result decoder raised ``exc``: it is the job's outcome (its own
+    exception re-raised here, a timeout, a lost input), not a failure to reach the API.
+    A job may raise ConnectionError itself, so the type alone cannot tell."""
+    frames = _frames(exc)
     for i, code in enumerate(frames):
         if code.co_name == "_process_result" and code.co_filename.endswith("function_utils.py"):
             after = frames[i + 1] if i + 1 < len(frames) else None
@@ -77,10 +84,13 @@ def _decoded_by_modal(exc: BaseException) -> bool:
 def _still_running(exc: BaseException) -> bool:
     """``get(timeout=0)`` on an unfinished call: a ``TimeoutError`` raised by modal's poll itself
     (a socket timeout is a ``TimeoutError`` too, but raised deeper down)."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return isinstance(exc, TimeoutError) and tb is not None and tb.tb_frame.f_code.co_name == "poll_function"
+    frames = _frames(exc)
+    return isinstance(exc, TimeoutError) and bool(frames) and frames[-1].co_name == "poll_function"
+
+
+def using_local_emulator() -> bool:
+    """True when the client talks to the local emulator (`LOCAL=1`), not to Modal."""
+    return os.environ.get("MODAL_SERVER_URL", "").startswith(("http://127.0.0.1", "http://localhost"))
 
 
 def outcome_of(exc: BaseException) -> tuple[str, str] | None:
