@@ -13,6 +13,7 @@ import time
 
 import grpclib.client
 import modal
+import modal.call_graph
 import modal.exception
 import pytest
 from conftest import APP_FILE, Emulator, free_port
@@ -177,7 +178,8 @@ def test_results_expire_after_the_ttl(tmp_path):
 
 
 def test_concurrency_limit(tmp_path):
-    """With --concurrency 1 two spawned calls run one after the other, never together."""
+    """With --concurrency 1 two spawned calls run one after the other, never together; meanwhile the
+    call graph (FunctionCall.get_call_graph) tells the running input (it has a task) from the queued one."""
     emu = Emulator(tmp_path / "state", free_port(), "--concurrency", "1")
     emu.start()
     try:
@@ -185,13 +187,27 @@ def test_concurrency_limit(tmp_path):
         a, b = tmp_path / "a", tmp_path / "b"
         script = textwrap.dedent(
             f"""
-            import modal
+            import json, time, modal
             f = modal.Function.from_name("emu-test", "marker_after")
-            calls = [f.spawn("{a}", 1.0), f.spawn("{b}", 1.0)]
-            print([c.get(timeout=60) for c in calls])
+            calls = [f.spawn("{a}", 2.0), f.spawn("{b}", 1.0)]
+            def phase(call):
+                (info,) = call.get_call_graph()
+                return int(info.status), info.task_id, info.function_name
+            while not phase(calls[0])[1]:  # until the first input is in a container
+                time.sleep(0.1)
+            during = [phase(c) for c in calls]
+            [c.get(timeout=60) for c in calls]
+            print(json.dumps({{"during": during, "after": [phase(c) for c in calls]}}))
             """
         )
-        subprocess.run([sys.executable, "-c", script], env=emu.env(), check=True, capture_output=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=emu.env(), check=True, capture_output=True, text=True, timeout=120
+        )
+        graph = json.loads(out.stdout)
+        (running, running_task, name), (queued, queued_task, _) = graph["during"]
+        assert (running, queued, queued_task, name) == (0, 0, "", "marker_after")  # both pending, one queued
+        assert running_task.startswith("ta-")
+        assert [status for status, _, _ in graph["after"]] == [modal.call_graph.InputStatus.SUCCESS] * 2
         first, second = sorted([a, b], key=lambda p: p.stat().st_mtime)
         # each call sleeps 1 s before writing its marker: in series the markers are >= 1 s apart
         assert second.stat().st_mtime - first.stat().st_mtime >= 0.9

@@ -368,3 +368,36 @@ async def FunctionCallCancel(emu, request: api_pb2.FunctionCallCancelRequest) ->
         raise not_found(f"Function call {request.function_call_id} not found")
     await emu.runner.cancel(request.function_call_id)
     return empty_pb2.Empty()
+
+
+@rpc
+async def FunctionGetCallGraph(
+    emu, request: api_pb2.FunctionGetCallGraphRequest
+) -> api_pb2.FunctionGetCallGraphResponse:
+    """The call's inputs: finished ones with their status, running ones with the task (container)
+    that has them, queued ones with neither. (The emulator records no parent calls: one level.)"""
+    call = emu.store["calls"].get(request.function_call_id)
+    if call is None:
+        raise not_found(f"Function call {request.function_call_id} not found")
+    fn = emu.store["functions"].get(call["function_id"], {})
+    response = api_pb2.FunctionGetCallGraphResponse(
+        function_calls=[
+            api_pb2.FunctionCallCallGraphInfo(
+                function_call_id=call["id"],
+                function_name=fn.get("function_name", ""),
+                module_name=fn.get("module_name", ""),
+            )
+        ]
+    )
+    for idx in sorted(call["inputs"], key=int):
+        item = call["inputs"][idx]
+        running = item["status"] == "running" and item.get("pid")
+        response.inputs.append(
+            api_pb2.InputCallGraphInfo(
+                input_id=item["input_id"],
+                function_call_id=call["id"],
+                status=item.get("result_status", 0) if item["status"] == "done" else 0,
+                task_id=f"ta-{item['pid']}" if running else "",
+            )
+        )
+    return response
