@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,7 @@ def project(tmp_path_factory) -> Project:
     proj.make("setup", local=False)
     proj.make("local-up", local=False)
     proj.make("local-down", local=False)
-    start_emulator(proj, "--latency", "20")
+    start_emulator(proj, "--latency", "20", "--verbose")
     proj.make("deploy")
     yield proj
     proj.make("local-down", local=False, check=False)
@@ -215,35 +216,52 @@ def test_json_output_is_json_even_with_an_empty_ledger(project: Project):
         assert "no jobs" in proc.stderr
 
 
-def test_ctrl_c_in_a_sweep_of_hundreds(project: Project):
-    ids = [f"k{i:04d}" for i in range(300)]
+def rpcs_logged(project: Project) -> int:
+    """How many requests the emulator (started with --verbose) has answered so far."""
+    return (project.path / ".modal-local" / "server.log").read_text().count(" RPC ")
+
+
+def test_ctrl_c_in_a_sweep_of_a_thousand(project: Project):
+    ids = [f"k{i:04d}" for i in range(1000)]
     name = tasks_file(project.path, "k.jsonl", ids)
     proc = project.start("spawn", f"TASKS={name}")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(ledger(project)) < 100:  # well into the spawning
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(ledger(project)) < 300:  # well into the spawning
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     first = ledger(project)
     assert proc.returncode != 0 and "Re-running `make spawn` is safe" in err, err
-    assert 100 <= len(first) < 300 and {state for _, _, state in first} <= {"pending", "succeeded"}
+    assert 300 <= len(first) < 1000 and {state for _, _, state in first} <= {"pending", "succeeded"}
     rerun = project.make("spawn", f"TASKS={name}")
-    assert f"{300 - len(first)} of {300 - len(first)} spawned" in rerun.stderr
-    project.make("wait", "ARGS=--interval 1", check=False, timeout=400)
+    assert f"{1000 - len(first)} of {1000 - len(first)} spawned" in rerun.stderr
+    project.make("wait", "ARGS=--interval 1", check=False, timeout=600)
     recorded = sorted((t, c) for t, c, _ in ledger(project))
     ran = sorted(m for m in started_markers(project) if m[0].startswith("k"))
     assert [t for t, _ in recorded] == ids
     assert ran == recorded, "every call that ran is in the ledger, once"
 
+    # Every call has finished and been recorded: another look polls nothing, so asks Modal nothing.
+    before = rpcs_logged(project)
+    status = json.loads(project.make("status", "ARGS=--json").stdout)
+    assert rpcs_logged(project) == before, "a status with nothing pending must make no request"
+    assert {c["state"] for c in status if c["task_id"].startswith("k")} == {"succeeded"}
+
 
 def test_a_sweep_survives_the_emulator_dying_and_retry_respawns_the_lost(project: Project):
     ids = [f"die-{i:02d}" for i in range(12)]
-    project.make("spawn", f"TASKS={tasks_file(project.path, 'die.jsonl', ids, seconds=4)}")
-    time.sleep(1.5)  # 8 running (the emulator's concurrency), 4 queued
+    project.make("spawn", f"TASKS={tasks_file(project.path, 'die.jsonl', ids, seconds=6)}")
+    # 8 run (the emulator's concurrency), 4 wait: status tells which, from Modal's call graph
+    deadline, phases = time.monotonic() + 4, {}
+    while time.monotonic() < deadline and phases != {"running": 8, "queued": 4}:
+        status = json.loads(project.make("status", "ARGS=--json").stdout)
+        phases = Counter(c.get("phase") for c in status if c["task_id"].startswith("die-"))
+    assert phases == {"running": 8, "queued": 4}, phases
+    assert "8 running, 4 queued" in project.make("status").stdout
     pid = int((project.path / ".modal-local" / "server.pid").read_text())
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)
-    start_emulator(project, "--latency", "20")
+    start_emulator(project, "--latency", "20", "--verbose")
     status = project.make("status", "ARGS=--json")  # the restarted emulator answers: exit 0
     assert "Traceback" not in status.stderr and "could not be reached" not in status.stderr
     project.make("wait", "ARGS=--interval 0.5 --timeout 150", check=False, timeout=200)
@@ -292,7 +310,7 @@ def test_an_expired_result_shows_as_expired(project: Project):
         assert status[0]["state"] == "expired" and "7 days" in status[0]["error"]
     finally:
         project.make("local-down", local=False)
-        start_emulator(project, "--latency", "20")
+        start_emulator(project, "--latency", "20", "--verbose")
 
 
 def test_a_task_longer_than_one_attempt_is_reported_once(project: Project):

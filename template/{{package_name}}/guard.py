@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from . import settings
@@ -97,25 +98,40 @@ def parse_history(text: str) -> str | None:
     return tag or None
 
 
-def deployed_hash(app_name: str = settings.APP_NAME) -> str | None:
-    """The hash the deployed app was tagged with (``None`` when never deployed).
+class DeployedHash:
+    """The hash the deployed app was tagged with (``None`` when never deployed), read from
+    ``modal app history APP --json`` in a child process that starts at once: ask early,
+    do other work, then call :meth:`result`. Accepts both ``tag`` and ``Tag`` keys."""
 
-    Reads ``modal app history APP --json``; accepts both ``tag`` and ``Tag`` keys.
-    """
-    command = ["modal", "app", "history", app_name, "--json"]
-    try:
-        proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=settings.API_TIMEOUT_S + 10)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(
-            f"`{' '.join(command)}` got no answer within {settings.API_TIMEOUT_S + 10:g} s: is Modal's API reachable?"
-        ) from None
-    if proc.returncode != 0:
-        text = (proc.stderr + proc.stdout).lower()
-        if "not found" in text or "no app with name" in text:
-            return None
-        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"`modal app history {app_name} --json` failed: {last[0]}")
-    return parse_history(proc.stdout)
+    def __init__(self, app_name: str = settings.APP_NAME):
+        self.app_name = app_name
+        # This interpreter's modal: found even when the venv's bin/ is not on PATH.
+        self.command = [sys.executable, "-m", "modal", "app", "history", app_name, "--json"]
+        self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def result(self) -> str | None:
+        limit = settings.API_TIMEOUT_S + 10
+        try:
+            out, errors = self.proc.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise RuntimeError(
+                f"`modal app history {self.app_name} --json` got no answer within {limit:g} s: "
+                "is Modal's API reachable?"
+            ) from None
+        if self.proc.returncode != 0:
+            text = (errors + out).lower()
+            if "not found" in text or "no app with name" in text:
+                return None
+            last = (errors or out).strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"`modal app history {self.app_name} --json` failed: {last[0]}")
+        return parse_history(out)
+
+
+def deployed_hash(app_name: str = settings.APP_NAME) -> str | None:
+    """The hash the deployed app was tagged with (``None`` when never deployed)."""
+    return DeployedHash(app_name).result()
 
 
 def check_deployment(local: str, deployed: str | None) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import modal
+import modal.call_graph
 import modal.exception
 
 from . import continuation, settings
@@ -145,24 +146,47 @@ async def poll(call: L.Call, ledger: L.Ledger, results_dir: Path = settings.RESU
     return L.SUCCEEDED
 
 
+RUNNING, QUEUED = "running", "queued"
+
+
+async def phase(call_id: str) -> str | None:
+    """Where a pending call is, from Modal's call graph: :data:`RUNNING` (a container has its
+    input), :data:`QUEUED`, or ``None`` when the graph does not say (Modal fills it in on a
+    best-effort basis). Never raises: it is a detail, the call is pending either way."""
+    try:
+        graph = await bounded(modal.FunctionCall.from_id(call_id).get_call_graph.aio(), "reading the call graph")
+    except Exception:  # noqa: BLE001
+        return None
+    waiting = [node for node in graph if node.status == modal.call_graph.InputStatus.PENDING]
+    if not waiting:
+        return None
+    return RUNNING if any(node.task_id for node in waiting) else QUEUED
+
+
 @dataclass
 class Refresh:
     calls: list[L.Call]  # the newest row of every task, after polling
     unreachable: str | None = None  # why some pending calls could not be checked
     unchecked: int = 0
+    phases: dict[str, str] = field(default_factory=dict)  # call id -> running | queued (with phases=True)
 
 
 async def refresh(
-    ledger: L.Ledger, results_dir: Path = settings.RESULTS_DIR, concurrency: int = settings.POLL_CONCURRENCY
+    ledger: L.Ledger,
+    results_dir: Path = settings.RESULTS_DIR,
+    concurrency: int = settings.POLL_CONCURRENCY,
+    phases: bool = False,
 ) -> Refresh:
     """Poll every pending call once, ``concurrency`` at a time; finished calls are never polled again
-    (a chain's next link is polled on the next refresh).
+    (a chain's next link is polled on the next refresh). With ``phases``, ask each call still
+    pending whether it is running or queued (one more request per pending call).
 
     At the first sign that the API is unreachable the rest are left unchecked (still pending).
     """
     ledger.settle()
     pending = ledger.calls(state=L.PENDING, latest_only=False)
     failure: list[str] = []
+    found: dict[str, str] = {}
     checked = 0
     gate = asyncio.Semaphore(concurrency)
 
@@ -172,13 +196,18 @@ async def refresh(
             if failure:
                 return
             try:
-                await poll(call, ledger, results_dir)
+                state = await poll(call, ledger, results_dir)
                 checked += 1
             except ApiUnreachable as exc:
                 failure.append(str(exc))
+                return
+            if phases and state == L.PENDING and call.call_id:
+                where = await phase(call.call_id)
+                if where:
+                    found[call.call_id] = where
 
     await asyncio.gather(*(one(c) for c in pending))
-    return Refresh(ledger.calls(), failure[0] if failure else None, len(pending) - checked)
+    return Refresh(ledger.calls(), failure[0] if failure else None, len(pending) - checked, found)
 
 
 # ----------------------------------------------------------------- spawning
@@ -225,6 +254,27 @@ class SpawnReport:
         return self.total - len(self.spawned) - len(self.unknown)
 
 
+async def _spawn_one(fn, task: Task, expected_hash: str, retries: int) -> tuple[str, str]:
+    """One spawn RPC, retried while Modal says "not now": ``("spawned", call_id)``,
+    ``("refused", why)`` (nothing runs) or ``("unknown", why)`` (the call may exist)."""
+    delay = 0.5
+    for attempt in range(retries + 1):
+        try:
+            call = await bounded(fn.spawn.aio(task.payload(), expected_code_hash=expected_hash), "spawning")
+        except _RETRYABLE as exc:
+            if attempt == retries:
+                return "refused", f"{describe(exc)} (after {retries} retries)"
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30)
+        except _REFUSED as exc:  # refused by Modal: nothing was started
+            return "refused", describe(exc)
+        except Exception as exc:  # noqa: BLE001 - whatever else broke, the call may exist
+            return "unknown", f"spawn RPC failed midway ({describe(exc)}); the job may be running"
+        else:
+            return "spawned", call.object_id
+    raise AssertionError("unreachable")
+
+
 async def spawn_tasks(
     fn,
     tasks: Iterable[Task],
@@ -238,57 +288,55 @@ async def spawn_tasks(
 ) -> SpawnReport:
     """Spawn each task, ``concurrency`` at a time, so that no call id is ever lost or doubled.
 
-    Each spawn writes its intent row first and completes it with the call id as soon
-    as the RPC returns. Setting ``stop`` (Ctrl+C) starts no new spawn, lets those in
-    flight finish and record; so does the first error that is not worth retrying.
+    Each spawn's intent row is committed before its RPC starts and completed with the
+    call id as soon as the RPC returns. The loop records every RPC that has returned and
+    writes the intent rows of the spawns that replace them in one transaction: one disk
+    sync per turn instead of two per task. Setting ``stop`` (Ctrl+C) starts no new spawn,
+    lets those in flight finish and record; so does the first error not worth retrying.
     ``expected_hash`` is the code the deployed function must run; it is recorded too.
     Call this with :meth:`Ledger.spawn_lock` held.
     """
-    tasks = list(tasks)
-    report = SpawnReport(total=len(tasks))
+    todo = list(tasks)
+    report = SpawnReport(total=len(todo))
     stop = stop or asyncio.Event()
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(task: Task) -> None:
-        async with gate:
-            if stop.is_set():
-                return
-            row = ledger.begin_spawn(task.id, task.params, settings.APP_NAME, expected_hash)
-            delay = 0.5
-            for attempt in range(retries + 1):
-                try:
-                    call = await bounded(fn.spawn.aio(task.payload(), expected_code_hash=expected_hash), "spawning")
-                except _RETRYABLE as exc:
-                    if attempt == retries:
-                        return _give_up(row, task, f"{describe(exc)} (after {retries} retries)")
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30)
-                    continue
-                except _REFUSED as exc:  # refused by Modal: nothing was started
-                    return _give_up(row, task, describe(exc))
-                except Exception as exc:  # noqa: BLE001 - whatever else broke, the call may exist
-                    ledger.mark_unknown(row, f"spawn RPC failed midway ({describe(exc)}); the job may be running")
+    waiting = iter(todo)
+    in_flight: dict[asyncio.Future, tuple[Task, int]] = {}
+    returned: set[asyncio.Future] = set()
+    while True:
+        spawned, starting = [], []
+        with ledger.transaction():
+            for future in returned:
+                task, row = in_flight.pop(future)
+                verdict, detail = future.result()
+                if verdict == "spawned":
+                    ledger.complete_spawn(row, detail)
+                    spawned.append((task, detail))
+                elif verdict == "refused":
+                    ledger.abandon_spawn(row)
+                    report.error = report.error or f"spawning {task.id}: {detail}"
+                else:
+                    ledger.mark_unknown(row, detail)
                     report.unknown.append(task)
-                    _stop(f"spawning {task.id}: {describe(exc)}")
-                    return
-                ledger.complete_spawn(row, call.object_id)
-                report.spawned.append((task, call.object_id))
-                try:
-                    on_spawn(task, call.object_id)
-                except Exception:  # noqa: BLE001 - a progress line that cannot be shown (closed terminal)
-                    pass
-                return
-
-    def _give_up(row: int, task: Task, why: str) -> None:
-        ledger.abandon_spawn(row)
-        _stop(f"spawning {task.id}: {why}")
-
-    def _stop(why: str) -> None:
-        if report.error is None:
-            report.error = why
-        stop.set()
-
-    await asyncio.gather(*(one(t) for t in tasks))
+                    report.error = report.error or f"spawning {task.id}: {detail}"
+            if report.error:
+                stop.set()
+            while not stop.is_set() and len(in_flight) + len(starting) < concurrency:
+                task = next(waiting, None)
+                if task is None:
+                    break
+                starting.append((task, ledger.begin_spawn(task.id, task.params, settings.APP_NAME, expected_hash)))
+        # committed: only now may the RPCs start
+        for task, row in starting:
+            in_flight[asyncio.ensure_future(_spawn_one(fn, task, expected_hash, retries))] = (task, row)
+        for task, call_id in spawned:
+            report.spawned.append((task, call_id))
+            try:
+                on_spawn(task, call_id)
+            except Exception:  # noqa: BLE001 - a progress line that cannot be shown (closed terminal)
+                pass
+        if not in_flight:
+            break
+        returned, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
     report.interrupted = stop.is_set() and report.error is None
     return report
 

@@ -117,26 +117,54 @@ class Call:
 
 
 class Ledger:
+    """One process's handle on the ledger file: one SQLite connection, opened on first use."""
+
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._ready = False
+        self._conn: sqlite3.Connection | None = None
+        self._depth = 0  # > 0 inside transaction()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit mode: transactions below are explicit, and a read is never left open.
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._prepare(conn)
+            self._conn = conn
+        return self._conn
 
     @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30)
-        try:
-            if not self._ready:
-                self._prepare(conn)
-            with conn:  # one transaction: committed on success, rolled back on error
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction; writes made inside it (nested ones included) commit together.
+
+        ``durable`` commits reach the disk before this returns (an fsync, a few ms), so a
+        spawn's record survives a power cut. Non-durable ones (a call's outcome, which a
+        later poll can learn again) survive a killed process but may be lost with the machine.
+        Batching many writes into one durable transaction pays the fsync once.
+        """
+        conn = self._connection()
+        if self._depth:  # inside an outer transaction: its commit is ours
+            self._depth += 1
+            try:
                 yield conn
+            finally:
+                self._depth -= 1
+            return
+        conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         finally:
-            conn.close()
+            self._depth = 0
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         """Create or migrate the schema once per process (several processes may race here)."""
         conn.execute("PRAGMA journal_mode=WAL")  # readers never block the spawner, and the reverse
-        conn.isolation_level = None  # explicit transactions below
         conn.execute("BEGIN IMMEDIATE")  # one process at a time decides and migrates
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -153,10 +181,8 @@ class Ledger:
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            conn.close()
             raise
-        finally:
-            conn.isolation_level = ""
-        self._ready = True
 
     # ------------------------------------------------------------ spawning
     @contextmanager
@@ -187,7 +213,7 @@ class Ledger:
 
     def _settle_interrupted_spawns(self) -> None:
         """Under the lock no spawn is in flight: leftover intent rows belong to a dead spawner."""
-        with self._db() as db:
+        with self.transaction() as db:
             db.execute(
                 "UPDATE calls SET state = ?, error = ? WHERE state = ?",
                 (UNKNOWN, "the spawner stopped before it recorded the call id; the job may be running", SPAWNING),
@@ -203,7 +229,7 @@ class Ledger:
 
     def begin_spawn(self, task_id: str, params: dict[str, Any], app_name: str, code_hash: str) -> int:
         """Write the intent row (before the spawn RPC); returns its row id."""
-        with self._db() as db:
+        with self.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO calls (task_id, app_name, code_hash, params, state, spawned_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (task_id, app_name, code_hash, json.dumps(params, sort_keys=True), SPAWNING, time.time()),
@@ -212,17 +238,17 @@ class Ledger:
 
     def complete_spawn(self, row: int, call_id: str) -> None:
         """The spawn RPC returned ``call_id``: the row becomes a pending call."""
-        with self._db() as db:
+        with self.transaction() as db:
             db.execute("UPDATE calls SET call_id = ?, state = ?, error = NULL WHERE id = ?", (call_id, PENDING, row))
 
     def abandon_spawn(self, row: int) -> None:
         """The spawn RPC was refused: nothing runs on Modal, so the intent is dropped."""
-        with self._db() as db:
+        with self.transaction() as db:
             db.execute("DELETE FROM calls WHERE id = ? AND state = ?", (row, SPAWNING))
 
     def mark_unknown(self, row: int, error: str) -> None:
         """The spawn RPC failed in a way that may or may not have started the call."""
-        with self._db() as db:
+        with self.transaction() as db:
             db.execute(
                 "UPDATE calls SET state = ?, error = ? WHERE id = ? AND state = ?", (UNKNOWN, error, row, SPAWNING)
             )
@@ -230,7 +256,7 @@ class Ledger:
     # ------------------------------------------------------------- outcomes
     def follow(self, call_id: str, next_call_id: str) -> None:
         """The call handed its task on to ``next_call_id`` (a chain link): the row follows it."""
-        with self._db() as db:
+        with self.transaction(durable=False) as db:
             (chain,) = db.execute("SELECT chain FROM calls WHERE call_id = ?", (call_id,)).fetchone()
             db.execute(
                 "UPDATE calls SET call_id = ?, chain = ? WHERE call_id = ? AND state = ?",
@@ -240,7 +266,7 @@ class Ledger:
     def finish(self, call_id: str, state: str, *, error: str | None = None, result_path: str | None = None) -> None:
         if state not in FINAL_STATES:
             raise ValueError(f"not a final state: {state!r}")
-        with self._db() as db:
+        with self.transaction(durable=False) as db:
             db.execute(
                 "UPDATE calls SET state = ?, finished_at = ?, error = ?, result_path = ? "
                 "WHERE call_id = ? AND state = 'pending'",
@@ -256,8 +282,7 @@ class Ledger:
         if latest_only:
             query += " WHERE id IN (SELECT MAX(id) FROM calls GROUP BY task_id)"
         query += " ORDER BY id"
-        with self._db() as db:
-            rows = [Call(*row) for row in db.execute(query)]
+        rows = [Call(*row) for row in self._connection().execute(query)]
         return [c for c in rows if state is None or c.state == state]
 
     def active_task_ids(self) -> set[str]:
