@@ -7,9 +7,6 @@ MAKEFLAGS += --no-print-directory
 # uv comes from PATH, or is installed into .tools/ with the machine's python3 (no root needed).
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export UV
-# Packages are byte-compiled when installed: every command starts in 1 s instead of 3 (modal is a
-# large import), even where PYTHONDONTWRITEBYTECODE keeps Python from caching what it compiles.
-export UV_COMPILE_BYTECODE ?= 1
 # uv uses the system certificate store (corporate proxies, custom CAs), as pip does here; uv before 0.11
 # only knows the older name of the setting, which newer uv warns about on every call.
 export UV_SYSTEM_CERTS ?= 1
@@ -27,7 +24,8 @@ $(CURDIR)/.tools/bin/uv:
 	.tools/bin/python -m pip install --quiet uv
 
 .venv/.synced: pyproject.toml emulator/pyproject.toml | $(UV)
-	$(UV) sync --quiet
+	@# byte-compiled once here: test processes start faster where PYTHONDONTWRITEBYTECODE is set
+	$(UV) sync --quiet --compile-bytecode
 	touch $@
 
 dev: .venv/.synced ## Create the dev environment (.venv, with uv)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pty
 import random
 import signal
 import subprocess
@@ -140,7 +141,8 @@ def test_ctrl_c_at_any_instant_loses_and_doubles_nothing(project: Project):
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl+C does: the whole foreground group
         _, err = proc.communicate(timeout=120)
         assert "Traceback" not in err, err
-        if proc.returncode != 0 and "Re-running `make spawn` is safe" not in err:
+        finished = f"{len(ids)} of {len(ids)} spawned and recorded" in err  # Ctrl+C came after the end
+        if proc.returncode != 0 and "Re-running `make spawn` is safe" not in err and not finished:
             # interrupted while starting up: it must say so, or at least have spawned nothing
             assert not [r for r in ledger(project) if r[0].startswith(f"sig{trial}-")], err
         assert "spawning" not in {state for _, _, state in ledger(project)}
@@ -326,7 +328,7 @@ def test_a_task_longer_than_one_attempt_is_reported_once(project: Project):
 
 
 def test_a_running_job_is_pending_not_an_api_failure(project: Project):
-    project.make("spawn", f"TASKS={tasks_file(project.path, 'run.jsonl', ['run-long'], seconds=30)}")
+    project.make("spawn", f"TASKS={tasks_file(project.path, 'run.jsonl', ['run-long'], seconds=300)}")
     project.make("spawn", f"TASKS={tasks_file(project.path, 'run2.jsonl', ['run-quick'])}")
     time.sleep(3)
     status = project.make("status", "ARGS=--json")  # exit 0: nothing is wrong with the API
@@ -344,3 +346,33 @@ def test_cancel_keeps_the_outcome_of_a_job_that_already_finished(project: Projec
     states = {t: s for t, _, s in ledger(project)}
     assert states == {"cx-done": "succeeded", "cx-long": "cancelled"}, states
     assert (Path(os.environ["JOB_RESULTS_DIR"]) / "cx-done.json").exists()
+
+
+def test_a_terminal_gets_a_progress_bar(project: Project):
+    ids = [f"tty-{i:03d}" for i in range(200)]
+    name = tasks_file(project.path, "tty.jsonl", ids)
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        ["make", "spawn", "LOCAL=1", f"TASKS={name}"],
+        cwd=project.path,
+        env={**clean_env(), "TERM": "xterm"},
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the last writer has gone
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    assert proc.wait(timeout=60) == 0
+    screen = shown.decode(errors="replace")
+    assert "spawning" in screen and "200/200" in screen, screen[-2000:]
+    assert "spawned 100/200" not in screen, "a terminal gets the bar, not the log lines"
+    assert sorted(t for t, _, _ in ledger(project) if t.startswith("tty-")) == ids

@@ -56,9 +56,9 @@ def serve(args: argparse.Namespace) -> int:
     if (pid := _pid(state_dir)) is not None and pid != os.getpid():
         print(f"error: an emulator (pid {pid}) already serves {state_dir}; stop it first", file=sys.stderr)
         return 1
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.verbose:  # our own lines only: the HTTP/2 libraries' debug output is megabytes per sweep
+        logging.getLogger("modal_emu").setLevel(logging.DEBUG)
     config = Config(
         state_dir=state_dir,
         port=args.port,
