@@ -5,6 +5,7 @@ release by tests/repo.py)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -51,8 +52,11 @@ def update(project: Path, **answers) -> None:
 
 
 def files(root: Path) -> dict[str, bytes]:
+    local = {".git", "__pycache__"}  # git's own data, and bytecode of the guard's and the tests' imports
     return {
-        p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file() and ".git" not in p.parts
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and not local & set(p.parts)
     }
 
 
@@ -170,7 +174,10 @@ GUARD = "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); 
 
 def guard(project: Path, expr: str) -> str:
     code = GUARD.format(PACKAGE, expr)
-    proc = subprocess.run([sys.executable, "-c", code, str(project)], capture_output=True, text=True, check=False)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(project)], capture_output=True, text=True, env=env, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
 
