@@ -6,7 +6,6 @@ and GitHub URLs are redirected to it with git's `insteadOf`."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,23 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.flow import ROOT, clean_env
-
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "-c", "init.defaultBranch=main"]
-
-
-def _git(*args: str, cwd: Path) -> str:
-    return subprocess.run([*GIT, *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+from tests.repo import copy_working_tree
+from tests.repo import git as _git
 
 
 @pytest.fixture(scope="module")
 def template_repo(tmp_path_factory) -> Path:
     """This working tree (with uncommitted edits) committed into a fresh repository: v0.1.0, then one more commit."""
     repo = tmp_path_factory.mktemp("src") / "copier-modal-jobs"
-    listed = _git("ls-files", "--cached", "--others", "--exclude-standard", "-z", cwd=ROOT)
-    for rel in filter(None, listed.split("\0")):
-        if (ROOT / rel).is_file():
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, repo / rel)
+    copy_working_tree(repo)
     _git("init", "-q", cwd=repo)
     _git("add", "-A", cwd=repo)
     _git("commit", "-qm", "template", cwd=repo)
