@@ -6,6 +6,7 @@ template's own jinja settings) of the working tree, not from the template's sour
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,8 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def clean_env(**extra: str) -> dict[str, str]:
     """A plain environment: no Modal or virtualenv variables of the shell that builds the docs."""
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MODAL_", "VIRTUAL_ENV", "JOB_"))}
     env.update(NO_COLOR="1", TERM="dumb", COLUMNS="100", **extra)
     return env
