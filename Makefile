@@ -53,7 +53,7 @@ bench-sweep: dev ## A 1,000-task sweep through a generated project at 50 ms RTT 
 	$(UV) run python bench/bench_sweep.py $(ARGS)
 
 docs: dev ## Build the documentation site into site/
-	$(UV) run mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(UV) run mkdocs build --strict --quiet
 
 clean: ## Remove local environments and caches
 	rm -rf .venv .tools .pytest_cache .demo site
