@@ -195,16 +195,19 @@ async def refresh(
         async with gate:
             if failure:
                 return
+            # The call graph is asked at the same time as the poll (one round trip, not two); its
+            # answer is kept only if the call is still pending.
+            where = asyncio.ensure_future(phase(call.call_id)) if phases and call.call_id else None
             try:
                 state = await poll(call, ledger, results_dir)
                 checked += 1
             except ApiUnreachable as exc:
                 failure.append(str(exc))
                 return
-            if phases and state == L.PENDING and call.call_id:
-                where = await phase(call.call_id)
-                if where:
-                    found[call.call_id] = where
+            finally:
+                found_phase = await where if where is not None else None
+            if state == L.PENDING and found_phase:
+                found[call.call_id] = found_phase
 
     await asyncio.gather(*(one(c) for c in pending))
     return Refresh(ledger.calls(), failure[0] if failure else None, len(pending) - checked, found)
