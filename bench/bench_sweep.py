@@ -46,6 +46,38 @@ def timed(project: Project, *args: str) -> float:
     return time.perf_counter() - t0
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by a process and its live descendants (Linux /proc; 0 elsewhere)."""
+    children: dict[int, list[int]] = {}
+    used: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        me = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(me)
+        used[me] = sum(int(x) for x in fields[11:15]) / tick  # utime stime cutime cstime
+    todo, total = [pid], 0.0
+    while todo:
+        current = todo.pop()
+        total += used.get(current, 0.0)
+        todo += children.get(current, [])
+    return total
+
+
+def cpu_during(project: Project, *args: str) -> tuple[float, float, float]:
+    """Wall time of `make ARGS`, the CPU it used (the spawner/monitor), and the CPU the emulator and
+    its containers used meanwhile: on one machine they share the cores."""
+    server = int((project.path / ".modal-local" / "server.pid").read_text())
+    own0, emu0 = os.times(), tree_cpu(server)
+    wall = timed(project, *args)
+    own1, emu1 = os.times(), tree_cpu(server)
+    own = (own1.children_user + own1.children_system) - (own0.children_user + own0.children_system)
+    return wall, own, emu1 - emu0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000)
@@ -77,8 +109,8 @@ def main() -> int:
         (project.path / "bench.jsonl").write_text(
             "".join(json.dumps({"id": f"t{i}", "n": 10}) + "\n" for i in range(n))
         )
-        spawn = timed(project, "spawn", "TASKS=bench.jsonl")
-        first = timed(project, "status")
+        spawn, spawn_cpu, spawn_emu = cpu_during(project, "spawn", "TASKS=bench.jsonl")
+        first, first_cpu, first_emu = cpu_during(project, "status")
         time.sleep(5)
         project.make("wait", "ARGS=--interval 2", timeout=3600)
         second = timed(project, "status")
@@ -93,6 +125,15 @@ def main() -> int:
     print(f"  first make status            {first:7.2f} s   bound {bound:.2f} s   ratio to bound {first / bound:.2f}")
     print(f"  second make status (0 polls) {second:7.2f} s   ratio to start-up {second / startup:.2f}")
     print(f"  speed-up of make spawn over the sequential loop: {sequential / spawn:.1f}x")
+    cores = os.cpu_count() or 1
+    for name, wall, own, emu in (
+        ("make spawn", spawn, spawn_cpu, spawn_emu),
+        ("first status", first, first_cpu, first_emu),
+    ):
+        print(
+            f"  {name}: its own CPU {own:.2f} s, the emulator and its containers {emu:.2f} s meanwhile; "
+            f"{(own + emu) / cores:.2f} s of {wall:.2f} s wall with all {cores} cores busy"
+        )
     # The modal client's own work per spawn (building, signing and sending the request) is CPU in one
     # process, whatever the concurrency: with the start-up it sets a floor no spawner can beat.
     floor = startup + n * cpu_per_spawn
