@@ -195,9 +195,9 @@ class Runner:
         self._log(call_id, f"attempt {item['attempts']} of input {idx} started in container {container.proc.pid}")
         while container.notes:
             self._log(call_id, container.notes.pop(0))
-        chunks = emu.store.call_dir(call_id) / f"{idx}.chunks"  # a generator's items, as it yields them
-        shutil.rmtree(chunks, ignore_errors=True)
-        chunks.mkdir(parents=True)
+        # A generator's items, as it yields them (the worker creates the folder with the first one).
+        chunks = emu.store.call_dir(call_id) / f"{idx}.chunks"
+        shutil.rmtree(chunks, ignore_errors=True)  # an earlier attempt's
         item["pid"] = container.proc.pid
         emu.store.save()
         command = {
