@@ -186,22 +186,30 @@ class Ledger:
 
     # ------------------------------------------------------------ spawning
     @contextmanager
-    def spawn_lock(self) -> Iterator[None]:
-        """Hold the exclusive spawn lock, or raise :class:`LedgerBusy` at once.
+    def spawn_lock(self, wait: float = 2.0) -> Iterator[None]:
+        """Hold the exclusive spawn lock, or raise :class:`LedgerBusy` after ``wait`` seconds.
 
+        (A spawn holds it for minutes; a ``status`` in another terminal, for milliseconds while
+        it settles dead spawners' rows: the short wait keeps that from refusing a spawn.)
         The lock is released by the kernel when the process dies, however it dies.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path.with_suffix(".lock"), "a+") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.seek(0)
-                holder = f.read().strip() or "?"
-                raise LedgerBusy(
-                    f"another spawn (pid {holder}) is writing to {self.path}; wait for it to finish, "
-                    "then run again: it skips what is already spawned"
-                ) from None
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() < deadline:
+                        time.sleep(0.05)
+                        continue
+                    f.seek(0)
+                    holder = f.read().strip() or "?"
+                    raise LedgerBusy(
+                        f"another spawn (pid {holder}) is writing to {self.path}; wait for it to finish, "
+                        "then run again: it skips what is already spawned"
+                    ) from None
             f.truncate(0)
             f.write(str(os.getpid()))
             f.flush()
@@ -222,7 +230,7 @@ class Ledger:
     def settle(self) -> None:
         """Turn a dead spawner's intent rows into ``unknown`` if no spawn is running now."""
         try:
-            with self.spawn_lock():
+            with self.spawn_lock(wait=0):
                 pass
         except LedgerBusy:
             pass
