@@ -181,6 +181,15 @@ def test_conditional_parts(render):
     torch_modules = {"checkpoint.py", "corpus.py", "data.py", "model.py"}
     assert torch_modules <= {p.name for p in (full / "modal_jobs").iterdir()}
     assert not torch_modules & {p.name for p in (plain / "modal_jobs").iterdir()}
+    # The generated CI's emulator flow runs the job in the project's venv: the pytorch one installs
+    # the job's torch (CPU build) there before the tests, the minimal one installs nothing.
+    for project, needs_torch in ((plain, False), (full, True)):
+        ci = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
+        steps = [step.get("run", "") for step in ci["jobs"]["local-flow"]["steps"]]
+        installs = [i for i, run in enumerate(steps) if "torch==2.13.0" in run and "--torch-backend cpu" in run]
+        assert bool(installs) == needs_torch, steps
+        if needs_torch:
+            assert installs[0] < steps.index("make test"), steps
 
 
 def test_names_flow_through(render):
