@@ -56,7 +56,7 @@ docs: dev ## Build the documentation site into site/
 	NO_MKDOCS_2_WARNING=1 $(UV) run mkdocs build --strict --quiet
 
 clean: ## Remove local environments and caches
-	rm -rf .venv .tools .pytest_cache .demo site
+	rm -rf .venv .venv-torch .tools .pytest_cache .demo site
 
 .PHONY: test-torch
 test-torch: dev ## PyTorch workload tests on the CPU, in .venv-torch (pip, torch==2.13.0)
