@@ -125,7 +125,10 @@ class DeployedHash:
             if "not found" in text or "no app with name" in text:
                 return None
             last = (errors or out).strip().splitlines()[-1:] or ["no output"]
-            raise RuntimeError(f"`modal app history {self.app_name} --json` failed: {last[0]}")
+            hint = ""
+            if "token missing" in text or "could not authenticate" in text:
+                hint = " (no Modal token: run `modal setup`; for the local emulator, add LOCAL=1)"
+            raise RuntimeError(f"`modal app history {self.app_name} --json` failed: {last[0]}{hint}")
         return parse_history(out)
 
 
@@ -141,7 +144,7 @@ def check_deployment(local: str, deployed: str | None) -> None:
     if deployed != local:
         raise StaleDeploymentError(
             f"deployed code {deployed} differs from local code {local}: run `make deploy` "
-            "(or pass --allow-stale to spawn onto the old code anyway)"
+            "(or `make spawn ARGS=--allow-stale` to spawn onto the old code anyway)"
         )
 
 
