@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,6 +29,18 @@ from . import ledger as L
 from .tasks import Task
 
 T = TypeVar("T")
+
+
+def _quiet_abandoned_connects(record: logging.LogRecord) -> bool:
+    """When the API is unreachable, a request given up on (:func:`bounded`) can leave modal's
+    connection task behind; when it fails later, asyncio logs "Task exception was never retrieved"
+    with a traceback, over and over during an outage that is already reported once. Drop those."""
+    exc = record.exc_info[1] if record.exc_info else None
+    unretrieved = record.getMessage().startswith("Task exception was never retrieved")
+    return not (unretrieved and isinstance(exc, OSError | modal.exception.ConnectionError))
+
+
+logging.getLogger("asyncio").addFilter(_quiet_abandoned_connects)
 
 
 class NotDeployedError(RuntimeError):
@@ -287,6 +300,7 @@ async def spawn_tasks(
     concurrency: int = settings.SPAWN_CONCURRENCY,
     stop: asyncio.Event | None = None,
     on_spawn: Callable[[Task, str], None] = lambda task, call_id: None,
+    on_locked: Callable[[str], None] = lambda why: None,
     retries: int = 5,
 ) -> SpawnReport:
     """Spawn each task, ``concurrency`` at a time, so that no call id is ever lost or doubled.
@@ -298,45 +312,66 @@ async def spawn_tasks(
     lets those in flight finish and record; so does the first error not worth retrying.
     ``expected_hash`` is the code the deployed function must run; it is recorded too.
     Call this with :meth:`Ledger.spawn_lock` held.
+
+    A ledger locked by another process is waited for (``on_locked`` is told, and the same
+    records are written again); a ledger file deleted under the spawner raises
+    :class:`ledger.LedgerGone` once the requests in flight have returned, carrying every call
+    id this process learnt (``exc.calls``), since none of them is recorded anywhere.
     """
     todo = list(tasks)
     report = SpawnReport(total=len(todo))
     stop = stop or asyncio.Event()
-    waiting = iter(todo)
+    position = 0  # todo[:position] have been started
     in_flight: dict[asyncio.Future, tuple[Task, int]] = {}
     returned: set[asyncio.Future] = set()
+    records: list[tuple[Task, int, str, str]] = []  # RPCs that returned, not yet on disk
     while True:
-        spawned, starting = [], []
-        with ledger.transaction():
-            for future in returned:
-                task, row = in_flight.pop(future)
-                verdict, detail = future.result()
+        for future in returned:
+            records.append((*in_flight.pop(future), *future.result()))
+        returned = set()
+        if any(verdict != "spawned" for _, _, verdict, _ in records):
+            stop.set()  # a refusal or an unknown outcome: start nothing more
+        starting: list[tuple[Task, int]] = []
+        try:
+            with ledger.transaction():
+                for _, row, verdict, detail in records:
+                    if verdict == "spawned":
+                        ledger.complete_spawn(row, detail)
+                    elif verdict == "refused":
+                        ledger.abandon_spawn(row)
+                    else:
+                        ledger.mark_unknown(row, detail)
+                while not stop.is_set() and len(in_flight) + len(starting) < concurrency:
+                    if position + len(starting) == len(todo):
+                        break
+                    task = todo[position + len(starting)]
+                    starting.append((task, ledger.begin_spawn(task.id, task.params, settings.APP_NAME, expected_hash)))
+        except L.LedgerLocked as exc:  # rolled back: the same records and intents are written on the next try
+            on_locked(str(exc))
+            continue
+        except L.LedgerGone as exc:  # nothing written since the file went is anywhere: hand over the ids
+            exc.calls = [(t.id, c) for t, c in report.spawned]
+            exc.calls += [(t.id, d) for t, _, verdict, d in records if verdict == "spawned"]
+            for (task, _), (verdict, detail) in zip(in_flight.values(), await asyncio.gather(*in_flight), strict=True):
                 if verdict == "spawned":
-                    ledger.complete_spawn(row, detail)
-                    spawned.append((task, detail))
-                elif verdict == "refused":
-                    ledger.abandon_spawn(row)
-                    report.error = report.error or f"spawning {task.id}: {detail}"
-                else:
-                    ledger.mark_unknown(row, detail)
+                    exc.calls.append((task.id, detail))
+            raise
+        # committed: only now may the new RPCs start
+        position += len(starting)
+        for task, _, verdict, detail in records:
+            if verdict == "spawned":
+                report.spawned.append((task, detail))
+                try:
+                    on_spawn(task, detail)
+                except Exception:  # noqa: BLE001 - a progress line that cannot be shown (closed terminal)
+                    pass
+            else:
+                report.error = report.error or f"spawning {task.id}: {detail}"
+                if verdict == "unknown":
                     report.unknown.append(task)
-                    report.error = report.error or f"spawning {task.id}: {detail}"
-            if report.error:
-                stop.set()
-            while not stop.is_set() and len(in_flight) + len(starting) < concurrency:
-                task = next(waiting, None)
-                if task is None:
-                    break
-                starting.append((task, ledger.begin_spawn(task.id, task.params, settings.APP_NAME, expected_hash)))
-        # committed: only now may the RPCs start
+        records = []
         for task, row in starting:
             in_flight[asyncio.ensure_future(_spawn_one(fn, task, expected_hash, retries))] = (task, row)
-        for task, call_id in spawned:
-            report.spawned.append((task, call_id))
-            try:
-                on_spawn(task, call_id)
-            except Exception:  # noqa: BLE001 - a progress line that cannot be shown (closed terminal)
-                pass
         if not in_flight:
             break
         returned, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)

@@ -86,8 +86,25 @@ DROP TABLE calls_v1;
 """
 
 
-class LedgerBusy(RuntimeError):
+class LedgerError(RuntimeError):
+    """The ledger cannot be written: it is locked by another process for too long, its folder is
+    not writable, or the file was deleted or replaced while this process was writing to it."""
+
+
+class LedgerBusy(LedgerError):
     """Another process holds the spawn lock."""
+
+
+class LedgerLocked(LedgerError):
+    """Another process has held a write transaction on the ledger for longer than the busy timeout."""
+
+
+class LedgerGone(LedgerError):
+    """The ledger file was deleted or replaced under this process: what it wrote went nowhere."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.calls: list[tuple[str, str]] = []  # (task id, call id) the writer knows of: recorded nowhere
 
 
 @dataclass(frozen=True)
@@ -119,19 +136,44 @@ class Call:
 class Ledger:
     """One process's handle on the ledger file: one SQLite connection, opened on first use."""
 
+    BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's write transaction
+
     def __init__(self, path: Path):
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
         self._depth = 0  # > 0 inside transaction()
+        self._inode: int | None = None  # of the file the connection writes to
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Autocommit mode: transactions below are explicit, and a read is never left open.
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self._prepare(conn)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Autocommit mode: transactions below are explicit, and a read is never left open.
+                conn = sqlite3.connect(self.path, timeout=self.BUSY_TIMEOUT_S, isolation_level=None)
+                self._prepare(conn)
+            except (OSError, sqlite3.OperationalError) as exc:
+                raise self._error(exc) from exc
             self._conn = conn
+            self._inode = self.path.stat().st_ino
         return self._conn
+
+    def _error(self, exc: Exception) -> LedgerError:
+        if "locked" in str(exc):
+            return LedgerLocked(
+                f"{self.path} is locked by another process for more than {self.BUSY_TIMEOUT_S:g} s "
+                "(a sqlite3 shell or a stuck script?); close it and run again"
+            )
+        return LedgerError(f"cannot write the ledger {self.path}: {exc}")
+
+    def _check_still_there(self) -> None:
+        """The connection writes to the file it opened: if that file was deleted or replaced (an
+        `rm -rf .jobs`, a `git clean`), every write since went nowhere, and the caller must say so."""
+        try:
+            same = self.path.stat().st_ino == self._inode
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise LedgerGone(f"{self.path} was deleted or replaced while this process was writing to it")
 
     @contextmanager
     def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
@@ -151,16 +193,24 @@ class Ledger:
                 self._depth -= 1
             return
         conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise self._error(exc) from exc
         self._depth = 1
         try:
             yield conn
             conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise self._error(exc) from exc
             raise
         finally:
             self._depth = 0
+        if durable:
+            self._check_still_there()
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         """Create or migrate the schema once per process (several processes may race here)."""
@@ -193,8 +243,12 @@ class Ledger:
         it settles dead spawners' rows: the short wait keeps that from refusing a spawn.)
         The lock is released by the kernel when the process dies, however it dies.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "a+") as f:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock_file = open(self.path.with_suffix(".lock"), "a+")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            raise LedgerError(f"cannot write the ledger's lock file {self.path.with_suffix('.lock')}: {exc}") from exc
+        with lock_file as f:
             deadline = time.monotonic() + wait
             while True:
                 try:
@@ -232,7 +286,7 @@ class Ledger:
         try:
             with self.spawn_lock(wait=0):
                 pass
-        except LedgerBusy:
+        except LedgerError:  # a spawn is running, or the ledger cannot be written: nothing to settle now
             pass
 
     def begin_spawn(self, task_id: str, params: dict[str, Any], app_name: str, code_hash: str) -> int:
