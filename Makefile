@@ -14,7 +14,7 @@ ifneq ($(filter $(foreach minor,0 1 2 3 4 5 6 7 8 9 10,0.$(minor).%),$(word 2,$(
 export UV_NATIVE_TLS ?= $(UV_SYSTEM_CERTS)
 endif
 
-.PHONY: help dev demo test lint bench bench-sweep docs clean
+.PHONY: help dev demo test lint bench bench-sweep docs clean releases-bundle
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ bench-sweep: dev ## A 1,000-task sweep through a generated project at 50 ms RTT 
 
 docs: dev ## Build the documentation site into site/
 	NO_MKDOCS_2_WARNING=1 $(UV) run mkdocs build --strict --quiet
+
+releases-bundle: dev ## After tagging a release: record every v* tag in tests/releases.bundle (the update tests read it)
+	$(UV) run python -m tests.repo
 
 clean: ## Remove local environments and caches
 	rm -rf .venv .venv-torch .tools .pytest_cache .demo site

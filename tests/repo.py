@@ -1,10 +1,13 @@
-"""This template as a git repository that copier can copy from and update to: its released tags
-plus the working tree (uncommitted edits included) committed on top, as the next release."""
+"""This template as a git repository that copier can copy from and update to: its releases (from
+tests/releases.bundle) plus the working tree (uncommitted edits included) committed on top, as the next
+release. `python -m tests.repo` rewrites the bundle from the local v* tags."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from packaging.version import Version
@@ -22,8 +25,18 @@ GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "-c", "init.d
 FIRST_RELEASE = "v0.1.0"
 
 
-def git(*args: str, cwd: Path) -> str:
-    return subprocess.run([*GIT, *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+# The released versions of this template (see write_releases_bundle): git tags do not travel with a
+# branch, so the update tests read the releases from this file, never from the clone's tags.
+RELEASES = ROOT / "tests" / "releases.bundle"
+# Fixed dates for the bundle's commits: the same tags give the same bundle, whoever runs it.
+RELEASE_DATE = {"GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
+
+
+def git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    run_env = {**os.environ, **IDENTITY, **(env or {})} if env else None
+    return subprocess.run(
+        [*GIT, *args], cwd=cwd, check=True, capture_output=True, text=True, env=run_env
+    ).stdout.strip()
 
 
 def copy_working_tree(dst: Path) -> None:
@@ -35,15 +48,43 @@ def copy_working_tree(dst: Path) -> None:
             shutil.copy2(ROOT / rel, dst / rel)
 
 
+def bundle_tags(bundle: Path = RELEASES) -> dict[str, str]:
+    """tag -> commit of each release in the bundle, oldest first."""
+    heads = git("bundle", "list-heads", str(bundle), cwd=ROOT).splitlines()
+    tags = {ref.removeprefix("refs/tags/"): sha for sha, ref in (line.split() for line in heads)}
+    return dict(sorted(tags.items(), key=lambda item: Version(item[0])))
+
+
 def released_tags() -> list[str]:
-    """This checkout's release tags, oldest first. A missing first release is an error, never a skip:
-    a shallow CI clone has no tags, and the update tests would then prove nothing."""
-    tags = sorted(git("tag", "--list", "v*", cwd=ROOT).split(), key=lambda t: Version(t))
+    """The released versions, oldest first, from tests/releases.bundle: a clone carries no tags of its
+    own when only its branch was pushed or fetched, and it may be shallow. A missing bundle or first
+    release is an error, never a skip: the update tests would then prove nothing."""
+    if not RELEASES.is_file():
+        raise AssertionError(f"{RELEASES} is missing: run `make releases-bundle` in a clone with the v* tags")
+    tags = list(bundle_tags())
     if FIRST_RELEASE not in tags:
-        raise AssertionError(
-            f"git tag {FIRST_RELEASE} is missing from {ROOT} (a shallow clone?): "
-            "run `git fetch --tags --unshallow origin` (.ci/run tries it) and test again"
-        )
+        raise AssertionError(f"{RELEASES} has no {FIRST_RELEASE}: run `make releases-bundle`")
+    return tags
+
+
+def write_releases_bundle(dst: Path = RELEASES) -> list[str]:
+    """Each local v* tag's files as one commit on top of the previous release's (no other history, so the
+    bundle stays small), written to dst with the tag names. `make releases-bundle` after tagging a release."""
+    tags = sorted(git("tag", "--list", "v*", cwd=ROOT).split(), key=Version)
+    if FIRST_RELEASE not in tags:
+        raise SystemExit(f"no tag {FIRST_RELEASE} in {ROOT}: the bundle is made from the release tags")
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        git("init", "-q", "--bare", str(scratch), cwd=ROOT)
+        parent: list[str] = []
+        for tag in tags:
+            git("fetch", "-q", "--no-tags", str(ROOT), f"refs/tags/{tag}:refs/original/{tag}", cwd=scratch)
+            tree = git("rev-parse", f"refs/original/{tag}^{{tree}}", cwd=scratch)
+            message = git("for-each-ref", "--format=%(contents)", f"refs/tags/{tag}", cwd=ROOT) or tag
+            commit = git("commit-tree", tree, *parent, "-m", message, cwd=scratch, env=RELEASE_DATE)
+            git("tag", tag, commit, cwd=scratch)
+            parent = ["-p", commit]
+        git("bundle", "create", "-q", str(dst.resolve()), *tags, cwd=scratch)
     return tags
 
 
@@ -54,12 +95,11 @@ def next_version(tags: list[str]) -> str:
 
 
 def repo_with_working_tree(dst: Path) -> tuple[Path, str]:
-    """A repository holding this checkout's release tags, then the working tree committed and tagged
+    """A repository holding the release tags of tests/releases.bundle, then the working tree committed and tagged
     with the next version (so `copier update` to HEAD updates to exactly what is checked out)."""
     tags = released_tags()
     git("init", "-q", str(dst), cwd=dst.parent)
-    for tag in tags:
-        git("fetch", "-q", str(ROOT), f"refs/tags/{tag}:refs/tags/{tag}", cwd=dst)
+    git("fetch", "-q", str(RELEASES), "refs/tags/*:refs/tags/*", cwd=dst)
     git("checkout", "-q", "-b", "main", tags[-1], cwd=dst)
     git("rm", "-rq", ".", cwd=dst)
     copy_working_tree(dst)
@@ -68,3 +108,7 @@ def repo_with_working_tree(dst: Path) -> tuple[Path, str]:
     head = next_version(tags)
     git("tag", "-a", head, "-m", head, cwd=dst)
     return dst, head
+
+
+if __name__ == "__main__":
+    print("tests/releases.bundle:", " ".join(write_releases_bundle()))

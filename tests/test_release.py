@@ -64,3 +64,26 @@ def test_ci_workflow_runs_make_test_on_linux_and_macos_for_each_python():
     checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout"))
     assert checkout["with"]["fetch-depth"] == 0, "the copier update tests need the release tags"
     assert any("make test" in s.get("run", "") for s in job["steps"])
+
+
+def test_releases_bundle_holds_the_released_trees_of_this_history(tmp_path):
+    """tests/releases.bundle is what the update tests render from. Each release in it must be the files
+    of a commit on this branch, and of its tag where the clone has tags: a bundle rewritten from wrong
+    tags, or not rewritten after a release, fails here."""
+    from tests.repo import FIRST_RELEASE, RELEASES, bundle_tags, git
+
+    released = bundle_tags()
+    assert FIRST_RELEASE in released
+    git("init", "-q", "--bare", str(tmp_path), cwd=ROOT)
+    git("fetch", "-q", str(RELEASES), "refs/tags/*:refs/tags/*", cwd=tmp_path)
+    trees = {tag: git("rev-parse", f"{tag}^{{tree}}", cwd=tmp_path) for tag in released}
+    if git("rev-parse", "--is-shallow-repository", cwd=ROOT) != "true":  # a shallow clone lacks the history
+        history = set(git("log", "--format=%T", "HEAD", cwd=ROOT).split())
+        strangers = sorted(tag for tag, tree in trees.items() if tree not in history)
+        assert not strangers, f"releases in tests/releases.bundle that are no commit of this branch: {strangers}"
+    head = git("rev-parse", "HEAD", cwd=ROOT)
+    for tag in git("tag", "--list", "v*", cwd=ROOT).split():
+        if git("rev-parse", f"{tag}^{{commit}}", cwd=ROOT) == head:
+            continue  # tagged at HEAD: the bundle can hold it from the next commit on
+        assert tag in trees, f"tag {tag} is not in tests/releases.bundle: run `make releases-bundle`"
+        assert trees[tag] == git("rev-parse", f"{tag}^{{tree}}", cwd=ROOT), f"{tag} differs from the bundle"
