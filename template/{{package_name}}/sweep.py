@@ -97,6 +97,7 @@ def load_grid(path: Path, schema: TypeAdapter | None | str = WORKLOAD) -> list[T
 
     tasks: list[Task] = []
     first: dict[str, dict[str, Any]] = {}
+    same: dict[str, dict[str, Any]] = {}  # checked params -> the values that gave them
     keys = list(grid)
     for picks in itertools.product(*(range(len(grid[k])) for k in keys)):
         varying = {k: grid[k][i] for k, i in zip(keys, picks, strict=True)}
@@ -112,8 +113,26 @@ def load_grid(path: Path, schema: TypeAdapter | None | str = WORKLOAD) -> list[T
             top = exc.field.split(".")[0]
             where = ("grid", top, picks[keys.index(top)]) if top in grid else ("fixed", top) if top in fixed else ()
             raise fail(str(exc), *where) from None
+        twin = same.setdefault(_canonical(params), varying)
+        if twin is not varying:  # e.g. `n: [1, 1.0]`, or values that Params coerces to the same
+            raise fail(f"grid: {varying} and {twin} are the same task; remove one of the values", "grid")
         tasks.append(Task(task_id, params))
     return tasks
+
+
+def _canonical(params: dict[str, Any]) -> str:
+    """One text for equal parameters: 1 and 1.0 are the same number to the job."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    return json.dumps(plain(params), sort_keys=True, default=str)
 
 
 def grid_id(name: str, varying: dict[str, Any]) -> str:
