@@ -62,27 +62,46 @@ def load_tasks(path: Path, schema: TypeAdapter | None | str = WORKLOAD) -> list[
     lines = read_text(path).splitlines()
     tasks: list[Task] = []
     seen: dict[str, int] = {}
+    bad: list[tuple[int, str]] = []  # every bad line is found in one pass; the first is told in full
     for lineno, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        where = f"{path}:{lineno}"
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TaskFileError(f"{where}: invalid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise TaskFileError(f"{where}: each line must be a JSON object, got {type(obj).__name__}")
-        task_id = obj.pop("id", None)
-        if not isinstance(task_id, str) or not TASK_ID.match(task_id):
-            raise TaskFileError(f"{where}: 'id' must be a string of letters, digits, '.', '_' or '-' (got {task_id!r})")
-        if task_id in seen:
-            raise TaskFileError(f"{where}: duplicate id {task_id!r} (first on line {seen[task_id]})")
-        seen[task_id] = lineno
-        try:
-            tasks.append(Task(task_id, check(obj, schema)))
-        except ParamsError as exc:
-            raise TaskFileError(f"{where}: {exc}") from None
+            tasks.append(_task(line, lineno, seen, schema))
+        except TaskFileError as exc:
+            bad.append((lineno, str(exc)))
+    if bad:
+        lineno, message = bad[0]
+        raise TaskFileError(f"{path}:{lineno}: {message}{_more(bad[1:])}")
     if not tasks:
         raise TaskFileError(f"{path}: no tasks found")
     return tasks
+
+
+def _task(line: str, lineno: int, seen: dict[str, int], schema: TypeAdapter | None) -> Task:
+    """The task on one line of the file; a :class:`TaskFileError` (without the location) if it is bad."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise TaskFileError(f"invalid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise TaskFileError(f"each line must be a JSON object, got {type(obj).__name__}")
+    task_id = obj.pop("id", None)
+    if not isinstance(task_id, str) or not TASK_ID.match(task_id):
+        raise TaskFileError(f"'id' must be a string of letters, digits, '.', '_' or '-' (got {task_id!r})")
+    if task_id in seen:
+        raise TaskFileError(f"duplicate id {task_id!r} (first on line {seen[task_id]})")
+    seen[task_id] = lineno
+    try:
+        return Task(task_id, check(obj, schema))
+    except ParamsError as exc:
+        raise TaskFileError(str(exc)) from None
+
+
+def _more(rest: list[tuple[int, str]], shown: int = 10) -> str:
+    """' (and 3 more bad lines: 5, 9, 12)': where to look next, still on one line."""
+    if not rest:
+        return ""
+    lines = ", ".join(str(lineno) for lineno, _ in rest[:shown]) + (", ..." if len(rest) > shown else "")
+    return f" (and {len(rest)} more bad line{'s' if len(rest) > 1 else ''}: {lines})"
