@@ -52,7 +52,7 @@ def project(tmp_path_factory) -> Project:
         '    time.sleep(float(task.get("seconds", 0)))\n',
     )
     # ...and its Params (the tasks are checked against them before spawning) take the extra switch.
-    text = text.replace("    seconds: float = 0", "    raise_connection_error: bool = False\n    seconds: float = 0")
+    text = text.replace("    seconds: float = ", "    raise_connection_error: bool = False\n    seconds: float = ")
     assert "started" in text and "raise_connection_error: bool" in text
     workload.write_text(text)
     proj = Project(path)
