@@ -35,7 +35,9 @@ def rendered_project() -> Iterator[Path]:
         dst = Path(tmp) / "modal-jobs"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "dirty template changes": exactly what the docs should show
-            run_copy(str(ROOT), dst, defaults=True, unsafe=False, quiet=True)
+            # vcs_ref HEAD: without it copier renders the newest release tag, and the reference would
+            # describe the last release instead of this checkout (in a clone with tags).
+            run_copy(str(ROOT), dst, defaults=True, unsafe=False, quiet=True, vcs_ref="HEAD")
         yield dst
 
 
