@@ -1,7 +1,7 @@
 """reference/emulator.md: the RPCs the emulator answers and the modal releases it serves.
 
 Read from the emulator itself: the ``@rpc`` handler registry (importing ``modal_emu.handlers``
-registers every handler), ``emulator/pyproject.toml``'s modal pin and ``modal_emu serve --help``.
+registers every handler), ``emulator/pyproject.toml``'s modal pin and ``modal_emu serve|preempt --help``.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ def service_rpcs() -> list[str]:
     return sorted(m.name for m in api_pb2.DESCRIPTOR.services_by_name["ModalClient"].methods)
 
 
-def serve_help() -> str:
+def command_help(command: str) -> str:
     proc = subprocess.run(
-        [sys.executable, "-m", "modal_emu", "serve", "--help"],
+        [sys.executable, "-m", "modal_emu", command, "--help"],
         env=clean_env(),
         capture_output=True,
         text=True,
@@ -70,7 +70,13 @@ def page(emulator_pyproject: Path) -> str:
         "## `modal_emu serve` {#serve}",
         "",
         "```text",
-        serve_help(),
+        command_help("serve"),
+        "```",
+        "",
+        "## `modal_emu preempt` {#preempt}",
+        "",
+        "```text",
+        command_help("preempt"),
         "```",
         "",
         "## Implemented RPCs {#rpcs}",

@@ -3,6 +3,7 @@
 python -m modal_emu serve --state-dir .modal-local            # foreground
 python -m modal_emu serve --state-dir .modal-local --detach   # background, returns when ready
 eval "$(python -m modal_emu env --state-dir .modal-local)"    # point modal at it
+python -m modal_emu preempt --state-dir .modal-local   # rehearse a GPU preemption of running inputs
 python -m modal_emu stop --state-dir .modal-local
 """
 
@@ -139,6 +140,27 @@ def env(args: argparse.Namespace) -> int:
     return 0
 
 
+def preempt(args: argparse.Namespace) -> int:
+    from .preempt import PreemptError, ask
+
+    state_dir = Path(args.state_dir)
+    if (pid := _pid(state_dir)) is None:
+        print(f"error: no emulator running for {state_dir}: run `python -m modal_emu serve --detach`", file=sys.stderr)
+        return 1
+    try:
+        preempted = ask(state_dir, pid, args.call, args.grace)
+    except PreemptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not preempted:
+        which = f"of {args.call} " if args.call else ""
+        print(f"error: no input {which}is running: nothing to preempt", file=sys.stderr)
+        return 1
+    for call_id, idx in preempted:
+        print(f"preempted {call_id} input {idx}: SIGTERM now, SIGKILL after {args.grace:g} s, then retried if it may")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="modal_emu", description="Local emulator of Modal's API (127.0.0.1 only).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -177,7 +199,18 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         p.add_argument("--state-dir", default=".modal-local")
         p.set_defaults(func=func)
+    p_preempt = sub.add_parser(
+        "preempt", help="take back the containers of running inputs, as Modal preempts a GPU: SIGTERM, grace, retry"
+    )
+    p_preempt.add_argument("--state-dir", default=".modal-local")
+    p_preempt.add_argument("--call", metavar="FC_ID", help="only the inputs of this function call (default: all)")
+    p_preempt.add_argument(
+        "--grace", type=float, default=30.0, metavar="S", help="seconds between SIGTERM and SIGKILL (default 30)"
+    )
+    p_preempt.set_defaults(func=preempt)
     args = parser.parse_args(argv)
+    if getattr(args, "grace", 0) < 0:
+        parser.error("--grace must be 0 or more")
     if getattr(args, "concurrency", 1) < 1:
         parser.error("--concurrency must be at least 1")
     return args.func(args)

@@ -94,6 +94,13 @@ class LocalEmulator:
             raise AssertionError(f"modal {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc
 
+    def preempt(self, call_id: str | None = None, grace_s: float = 30.0) -> list[list[str]]:
+        """Preempt the running inputs (of ``call_id``, or all), as ``python -m modal_emu preempt`` does:
+        SIGTERM, SIGKILL after ``grace_s``, then a retry. Returns the (call id, input) pairs preempted."""
+        from .preempt import ask
+
+        return ask(self.state_dir, self.pid(), call_id, grace_s)
+
     def deploy(self, path: str | os.PathLike, *args: str) -> subprocess.CompletedProcess:
         """``modal deploy`` of an app file (run from its directory, as a user would)."""
         path = Path(path).resolve()

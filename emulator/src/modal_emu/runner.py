@@ -56,6 +56,7 @@ class Container:
         self.pumps: list[asyncio.Future] = []
         self.notes = notes  # said once, in the log of the first input it runs
         self.started_at = time.time()
+        self.preempted = False  # set by Runner.preempt: whatever this attempt does next, it is a preemption
         # set when the worker's END_OF_INPUT arrives on stdout / stderr: every line of the input is logged
         self.drained = {fd: asyncio.Event() for fd in (api_pb2.FILE_DESCRIPTOR_STDOUT, api_pb2.FILE_DESCRIPTOR_STDERR)}
 
@@ -106,6 +107,23 @@ class Runner:
                     _kill(container.proc)
         self.emu.store.save()
         await self.emu.notify_outputs()
+
+    def preempt(self, call_id: str | None = None, grace_s: float = 30.0) -> list[tuple[str, str]]:
+        """Take back the containers running inputs (of ``call_id``, or all), as Modal preempts a GPU
+        container: SIGTERM now, SIGKILL after ``grace_s``. The attempt then counts as failed, unless the
+        function returned a result within the grace, and the input is retried if its retries allow."""
+        hits = [c for c in self.containers() if c.current and call_id in (None, c.current[0])]
+        loop = asyncio.get_running_loop()
+        for container in hits:
+            container.preempted = True
+            hit_call, idx = container.current
+            self._log(hit_call, f"preempted input {idx} (modal-emu preempt): SIGTERM now, SIGKILL in {grace_s:g} s")
+            try:
+                os.killpg(container.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            loop.call_later(grace_s, _kill, container.proc)
+        return [c.current for c in hits if c.current]
 
     def finish_lost(self, call_id: str, idx: str) -> None:
         pid = self.emu.store["calls"][call_id]["inputs"][idx].get("pid")
@@ -215,13 +233,15 @@ class Runner:
                 await container.logs_complete()
         finally:
             container.current = None
-        if outcome == "done":
+        if outcome == "done" and not container.preempted:
             if self.emu.config.container_idle_s > 0:
                 self._release(container)
             else:  # no warm containers: one process per input
                 await self._close(container)
             return GS.FromString(out.read_bytes())
         await self._close(container)
+        if container.preempted:
+            return self._preempted(call_id, out if outcome == "done" else None, container.proc.returncode)
         if outcome == "timeout":
             message = f"Function timed out after {fn['timeout_secs']} seconds"
             self._log(call_id, message)
@@ -229,6 +249,17 @@ class Runner:
         message = f"the function's container exited with code {container.proc.returncode} before returning"
         self._log(call_id, message)
         return GS(status=GS.GENERIC_STATUS_FAILURE, exception=message)
+
+    def _preempted(self, call_id: str, out: Path | None, returncode: int | None) -> api_pb2.GenericResult:
+        """The outcome of a preempted attempt: its result if it still returned one in time, else a
+        failure that is retried, and that leaves the input lost past its retries (as on Modal)."""
+        result = GS.FromString(out.read_bytes()) if out is not None else None
+        if result is not None and result.status == GS.GENERIC_STATUS_SUCCESS:
+            return result
+        why = result.exception.strip() if result is not None else f"exited with code {returncode}"
+        message = f"preempted: the container was taken back ({why})"
+        self._log(call_id, message)
+        return GS(status=GS.GENERIC_STATUS_INTERNAL_FAILURE, exception=message)
 
     async def _container(self, fn: dict) -> Container:
         """A warm container of this function version if one is idle, else a new one."""

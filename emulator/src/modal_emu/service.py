@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from . import preempt
 from .blobserver import make_blob_app
 from .core import Config, Emulator
 from .server import make_server
@@ -77,6 +78,7 @@ async def run_forever(config: Config, on_ready: Callable[[str], None] = lambda u
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopped.set)
+    loop.add_signal_handler(signal.SIGUSR1, preempt.answer, service.emu)  # python -m modal_emu preempt
     await stopped.wait()
     log.info("shutting down")
     await service.stop()

@@ -70,6 +70,29 @@ def marker_after(path, seconds):
     return path
 
 
+@app.function(retries=modal.Retries(max_retries=1, initial_delay=0.05, backoff_coefficient=1.0))
+def preemptible(path, ignore_sigterm):
+    """Appends one line per attempt to ``path``; the first attempt waits to be preempted: it notes
+    the SIGTERM and stops, or (``ignore_sigterm``) ignores it and must be killed."""
+    import signal
+
+    log = Path(path)
+    lines = log.read_text().splitlines() if log.exists() else []
+    attempt = sum(line.startswith("attempt") for line in lines) + 1
+    with log.open("a") as f:
+        f.write(f"attempt {attempt}\n")
+    if attempt > 1:
+        return attempt
+    got = []
+    signal.signal(signal.SIGTERM, signal.SIG_IGN if ignore_sigterm else lambda *_: got.append(1))
+    print("waiting to be preempted", flush=True)
+    while not got:
+        time.sleep(0.02)
+    with log.open("a") as f:
+        f.write("saved on SIGTERM\n")
+    raise RuntimeError("interrupted by SIGTERM after saving")
+
+
 @app.function()
 def size_of(data):
     return len(data)
