@@ -1,7 +1,8 @@
 """The PyTorch workload of a rendered project, on the CPU: the project's own workload tests, then the
 deployed app on the emulator with the real modal client. An attempt that dies after a checkpoint is
 retried by the function's retry policy and resumes from that checkpoint; a task that needs several
-chained calls completes; both end bit-identical to an uninterrupted run with the same seed.
+chained calls completes; both end bit-identical to an uninterrupted run with the same seed. A preempted
+attempt (the emulator's `preempt`) saves on SIGTERM and its retry resumes from that step.
 
 torch is not in the dev environment: `make test-torch` runs this file in .venv-torch (pip, torch==2.13.0)
 with REQUIRE_TORCH=1; a plain `make test` skips it and says why.
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -21,7 +24,7 @@ if os.environ.get("REQUIRE_TORCH") != "1":
 else:
     import torch  # noqa: F401 - `make test-torch` must fail, not skip, without torch
 
-from modal_emu import local  # noqa: E402
+from modal_emu import local, preempt  # noqa: E402
 
 from tests.flow import clean_env, render  # noqa: E402
 
@@ -137,3 +140,34 @@ def test_a_task_longer_than_its_deadline_completes_in_a_chain_of_calls(outcomes)
     assert chained["result"]["resumed_from"] == 2 and chained["result"]["calls"] == 3
     assert training(chained["result"]) == training(whole["result"])
     assert chained["result"]["device"] == "cpu" and chained["result"]["tokens_per_second"] > 0
+
+
+PREEMPTED = {"id": "preempted", "steps": 3000, **SMALL, "eval_every": 1000, "checkpoint_every": 25}
+SPAWN = f"""
+import json, sys
+import modal
+from {PACKAGE} import guard, settings
+
+fn = modal.Function.from_name(settings.APP_NAME, settings.FUNCTION_NAME)
+print(fn.spawn(json.loads(sys.argv[1]), expected_code_hash=guard.code_hash()).object_id)
+"""
+GET = "import sys, json, modal; print(json.dumps(modal.FunctionCall.from_id(sys.argv[1]).get(timeout=600)))"
+
+
+def test_a_preempted_attempt_saves_on_sigterm_and_the_retry_resumes_there(deployed):
+    """`make local-preempt` mid-training: SIGTERM, a checkpoint at the step reached, Interrupted, then
+    Modal's retry resumes from that step instead of from the last periodic checkpoint or from zero."""
+    project, env, state = deployed
+    call_id = run([sys.executable, "-c", SPAWN, json.dumps(PREEMPTED)], project, env).stdout.strip().splitlines()[-1]
+    deadline = time.monotonic() + 300
+    while not list(state.glob("volumes/*/outputs/preempted/checkpoints/*")):  # training has begun
+        assert time.monotonic() < deadline, "the task never saved its first checkpoint"
+        time.sleep(0.02)
+    pid = int((state / "server.pid").read_text())
+    assert [c for c, _ in preempt.ask(state, pid, call_id, grace_s=60)] == [call_id]
+    result = json.loads(run([sys.executable, "-c", GET, call_id], project, env).stdout.strip().splitlines()[-1])
+    log = (state / "logs" / f"{call_id}.log").read_text()
+    stopped = re.search(r"stopped by SIGTERM after step (\d+)", log)
+    assert stopped, log[-3000:]
+    assert result["calls"] == 2 and result["resumed_from"] == int(stopped.group(1)) and result["steps"] == 3000
+    assert "preempted: the container was taken back" in log
