@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import time
 
 import modal
 import modal.exception
@@ -64,3 +67,23 @@ def test_the_command_needs_a_running_emulator(tmp_path):
         timeout=60,
     )
     assert proc.returncode == 1 and "no emulator running" in proc.stderr
+
+
+def test_a_request_left_by_a_killed_client_preempts_nothing_later(emulator, tmp_path):
+    call = modal.Function.from_name("emu-test", "marker_after").spawn(str(tmp_path / "later"), 120)
+    assert wait_for(lambda: started(emulator, call.object_id), timeout=60)
+    folder = emulator.state_dir / "preempt"
+    folder.mkdir(exist_ok=True)
+    stale = folder / "0123.request"  # "preempt everything", from a client killed a minute ago
+    stale.write_text(json.dumps({"call_id": None, "grace_s": 0}))
+    os.utime(stale, (time.time() - 60, time.time() - 60))
+    junk = folder / "junk.request"
+    junk.write_text("not json")
+    try:
+        assert emulator.preempt("fc-none", grace_s=0) == [], "the server answers its client, and only it"
+        assert not stale.exists(), "a stale request is dropped"
+        time.sleep(0.5)
+        assert "preempted" not in call_log(emulator, call.object_id)
+    finally:
+        junk.unlink(missing_ok=True)
+        call.cancel()

@@ -23,37 +23,64 @@ if TYPE_CHECKING:
     from .core import Emulator
 
 FOLDER = "preempt"
+STALE_S = 10.0  # how long a client waits for its reply (``ask``'s timeout)
 
 
 class PreemptError(RuntimeError):
     """The server did not answer the request."""
 
 
-def ask(state_dir: Path, server_pid: int, call_id: str | None, grace_s: float, timeout: float = 10) -> list[list[str]]:
+def ask(
+    state_dir: Path, server_pid: int, call_id: str | None, grace_s: float, timeout: float = STALE_S
+) -> list[list[str]]:
     """Ask the server to preempt what runs (of ``call_id``, or everything); the (call id, input) pairs it did."""
     folder = state_dir / FOLDER
     nonce = secrets.token_hex(8)
     request, reply = folder / f"{nonce}.request", folder / f"{nonce}.reply"
     atomic_write(request, json.dumps({"call_id": call_id, "grace_s": grace_s}).encode())
-    os.kill(server_pid, signal.SIGUSR1)
-    deadline = time.monotonic() + timeout
-    while not reply.exists():
-        if time.monotonic() > deadline:
-            request.unlink(missing_ok=True)
-            raise PreemptError(f"the emulator (pid {server_pid}) did not answer within {timeout:g} s")
-        time.sleep(0.02)
-    preempted = json.loads(reply.read_text())
-    reply.unlink()
-    return preempted
+    try:
+        os.kill(server_pid, signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while not reply.exists():
+            if time.monotonic() > deadline:
+                raise PreemptError(f"the emulator (pid {server_pid}) did not answer within {timeout:g} s")
+            time.sleep(0.02)
+        preempted = json.loads(reply.read_text())
+        reply.unlink()
+        return preempted
+    finally:  # given up (timeout, Ctrl+C): a request left behind must not preempt anything later
+        request.unlink(missing_ok=True)
 
 
 def answer(emu: Emulator) -> None:
-    """Carry out every pending request (the server's SIGUSR1 handler)."""
+    """Carry out every pending request (the server's SIGUSR1 handler). A request older than a client
+    waits for is stale (its client was killed before it could remove it): dropped, never carried out."""
+    now = time.time()
+    for stale in (emu.store.root / FOLDER).glob("*.reply"):
+        _remove_if_older(stale, now - STALE_S)  # replies nobody came for
     for request in sorted((emu.store.root / FOLDER).glob("*.request")):
         try:
-            wanted = json.loads(request.read_text())
+            fresh = request.stat().st_mtime > now - STALE_S
+            wanted = json.loads(request.read_text()) if fresh else None
             request.unlink()
         except (OSError, ValueError):
-            continue  # answered already, or half-written by a client that gave up
-        preempted = emu.runner.preempt(wanted.get("call_id"), float(wanted.get("grace_s", 30)))
+            continue  # answered already, or unreadable: its client times out with an error
+        call_id, grace_s = wanted.get("call_id") if isinstance(wanted, dict) else 0, _grace(wanted)
+        if not (call_id is None or isinstance(call_id, str)) or grace_s is None:
+            continue  # not a request of ``ask``'s
+        preempted = emu.runner.preempt(call_id, grace_s)
         atomic_write(request.with_suffix(".reply"), json.dumps(preempted).encode())
+
+
+def _remove_if_older(path: Path, than: float) -> None:
+    try:
+        if path.stat().st_mtime < than:
+            path.unlink()
+    except OSError:
+        pass
+
+
+def _grace(wanted: object) -> float | None:
+    grace_s = wanted.get("grace_s") if isinstance(wanted, dict) else None
+    ok = isinstance(grace_s, int | float) and not isinstance(grace_s, bool) and 0 <= grace_s < float("inf")
+    return float(grace_s) if ok else None
