@@ -161,7 +161,8 @@ def run_flow(workdir: Path, say: Callable[[str], None] = print) -> dict:
         say("  after `make deploy` the jobs ran the new code (result has code=v2)")
 
         say("A task that fails, and a long one that is cancelled:")
-        (project_dir / "more.jsonl").write_text('{"id": "bad", "n": 0}\n{"id": "long", "seconds": 120}\n')
+        more = [{"id": "bad", "fail_with": "bad luck"}, {"id": "long", "seconds": 120}]
+        (project_dir / "more.jsonl").write_text("".join(json.dumps(task) + "\n" for task in more))
         project.make("spawn", "TASKS=more.jsonl")
         project.make("cancel", "ARGS=long")
         waited = project.make("wait", "ARGS=--json --interval 0.5", check=False)

@@ -25,6 +25,6 @@ def test_full_flow_survives_a_closed_terminal_and_guards_stale_code(tmp_path):
     assert facts["new_result"]["code"] == "v2"
     final = facts["final"]
     assert facts["final_rc"] != 0, "wait must fail when a task failed"
-    assert final["bad"]["state"] == "failed" and "'n' must be >= 1" in final["bad"]["error"]
+    assert final["bad"]["state"] == "failed" and "task bad: bad luck" in final["bad"]["error"]
     assert final["long"]["state"] == "cancelled"
     assert all(final[t]["state"] == "succeeded" for t in final if t.startswith("pi-"))

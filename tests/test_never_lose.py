@@ -289,12 +289,12 @@ def test_a_sweep_survives_the_emulator_dying_and_retry_respawns_the_lost(project
 
 def test_monitor_commands_tell_what_happened(project: Project):
     project.make("spawn", f"TASKS={tasks_file(project.path, 'mon.jsonl', ['mon-ok'], n=500)}")
-    project.make("spawn", f"TASKS={tasks_file(project.path, 'mon2.jsonl', ['mon-bad'], n=0)}")
+    project.make("spawn", f"TASKS={tasks_file(project.path, 'mon2.jsonl', ['mon-bad'], fail_with='bad luck')}")
     watched = [json.loads(line) for line in project.make("watch", "ARGS=--json --interval 0.5").stdout.splitlines()]
     assert watched[-1]["counts"]["succeeded"] == 1 and watched[-1]["counts"]["failed"] == 1
 
     logs = json.loads(project.make("logs", "ARGS=mon-bad --json").stdout)
-    assert any("'n' must be >= 1" in line for line in logs["lines"]), logs
+    assert any("task mon-bad: bad luck" in line for line in logs["lines"]), logs
 
     doctor = {c["check"]: c for c in json.loads(project.make("doctor", "ARGS=--json").stdout)}
     assert doctor["deployment"]["status"] == doctor["code hash"]["status"] == "ok", doctor
