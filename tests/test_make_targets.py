@@ -46,6 +46,21 @@ def test_exported_local_leaves_targets_that_do_not_talk_to_modal_alone(project, 
     assert "make local-up" not in proc.stderr
 
 
+def test_setup_installs_uv_into_tools_when_the_machine_has_none(tmp_path):
+    """A machine with git, python3 and make only: `make setup` gets uv itself (dry run: the real install
+    is the template repo's own bootstrap, which every fresh CI clone runs)."""
+    project = render(tmp_path / "p")
+    bare = {k: v for k, v in clean_env().items() if k != "UV"}
+    bare["PATH"] = "/usr/bin:/bin"
+    if subprocess.run(["sh", "-c", "command -v uv"], env=bare, capture_output=True).returncode == 0:
+        pytest.skip("this machine has uv in /usr/bin or /bin")
+    proc = subprocess.run(["make", "-n", "setup"], cwd=project, env=bare, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "python3 -m venv .tools" in proc.stdout and f"{project}/.tools/bin/uv sync" in proc.stdout, proc.stdout
+    with_uv = make(project, "-n", "setup", env={"UV": "/opt/uv/uv"})  # a uv given (or on PATH): used as it is
+    assert with_uv.returncode == 0 and "venv .tools" not in with_uv.stdout, with_uv.stdout
+
+
 @pytest.mark.parametrize("where", ["environment", "command line"])
 @pytest.mark.parametrize("target", ["deploy", "spawn", "status", "wait", "results", "cancel", "guard"])
 def test_local_without_the_emulator_is_one_line_for_targets_that_talk_to_modal(project, target, where):
