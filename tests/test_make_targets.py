@@ -46,6 +46,12 @@ def test_exported_local_leaves_targets_that_do_not_talk_to_modal_alone(project, 
     assert "make local-up" not in proc.stderr
 
 
+def test_local_preempt_without_the_emulator_says_how_to_start_it(project):
+    proc = make(project, "local-preempt")
+    assert proc.returncode != 0
+    assert proc.stderr.splitlines()[0] == "the local emulator is not running: run `make local-up` first", proc.stderr
+
+
 def test_setup_installs_uv_into_tools_when_the_machine_has_none(tmp_path):
     """A machine with git, python3 and make only: `make setup` gets uv itself (dry run: the real install
     is the template repo's own bootstrap, which every fresh CI clone runs)."""

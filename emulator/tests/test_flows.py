@@ -58,8 +58,12 @@ def test_over_the_function_timeout(emulator):
 
 def test_retries_follow_the_policy(emulator):
     assert fn("flaky").spawn("two-failures", 2).get(timeout=30) == 3  # third attempt succeeds
+    always = fn("flaky").spawn("always", 99)
     with pytest.raises(RuntimeError, match="attempt 3 fails"):
-        fn("flaky").spawn("always", 99).get(timeout=30)  # 1 + 2 retries, then the error
+        always.get(timeout=30)  # 1 + 2 retries, then the error
+    log = (emulator.state_dir / "logs" / f"{always.object_id}.log").read_text()
+    assert "attempt 2 failed (" in log and "; retrying" in log
+    assert "attempt 3 failed (" in log and log.rstrip().endswith("no retries left"), log[-500:]
 
 
 def test_cancel_stops_the_running_process(emulator, tmp_path):

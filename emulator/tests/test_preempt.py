@@ -87,3 +87,18 @@ def test_a_request_left_by_a_killed_client_preempts_nothing_later(emulator, tmp_
     finally:
         junk.unlink(missing_ok=True)
         call.cancel()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--grace", "-1"], "--grace -1: give the seconds between SIGTERM and SIGKILL, 0 or more"),
+        (["--grace", "nan"], "--grace nan: give the seconds"),
+        (["--call", "train-3"], "--call train-3: not a function call id (those start with fc-)"),
+    ],
+)
+def test_bad_options_are_one_line_naming_the_option(tmp_path, args, message):
+    cmd = [sys.executable, "-m", "modal_emu", "preempt", "--state-dir", str(tmp_path), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr.splitlines()[-1], proc.stderr
+    assert "modal_emu preempt" in proc.stderr, "the preempt usage, not the top-level one"

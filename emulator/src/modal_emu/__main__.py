@@ -209,8 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_preempt.set_defaults(func=preempt)
     args = parser.parse_args(argv)
-    if getattr(args, "grace", 0) < 0:
-        parser.error("--grace must be 0 or more")
+    if args.command == "preempt" and not 0 <= args.grace < float("inf"):
+        p_preempt.error(f"--grace {args.grace:g}: give the seconds between SIGTERM and SIGKILL, 0 or more")
+    if args.command == "preempt" and args.call is not None and not args.call.startswith("fc-"):
+        p_preempt.error(f"--call {args.call}: not a function call id (those start with fc-)")
     if getattr(args, "concurrency", 1) < 1:
         parser.error("--concurrency must be at least 1")
     return args.func(args)

@@ -193,6 +193,8 @@ class Runner:
                     float(policy.get("max_delay_ms", 60000)) / 1000,
                 )
                 continue
+            if failed and retries:
+                self._log(call_id, f"attempt {item['attempts']} failed ({result.exception.strip()}); no retries left")
             self._finish(call_id, idx, result)
             store.save()
             await self.emu.notify_outputs()
