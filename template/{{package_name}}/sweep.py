@@ -115,7 +115,14 @@ def load_grid(path: Path, schema: TypeAdapter | None | str = WORKLOAD) -> list[T
             raise fail(str(exc), *where) from None
         twin = same.setdefault(_canonical(params), varying)
         if twin is not varying:  # e.g. `n: [1, 1.0]`, or values that Params coerces to the same
-            raise fail(f"grid: {varying} and {twin} are the same task; remove one of the values", "grid")
+            key = next((k for k in keys if _text(twin[k]) != _text(varying[k])), keys[0])
+            raise fail(
+                f"{key}: {twin[key]!r} and {varying[key]!r} are the same value to the job, so two tasks would run "
+                "the same parameters; remove one",
+                "grid",
+                key,
+                picks[keys.index(key)],
+            )
         tasks.append(Task(task_id, params))
     return tasks
 

@@ -50,6 +50,7 @@ def read_text(path: Path, what: str = "tasks file") -> str:
 
 
 WORKLOAD = "workload"  # check parameters against workload.Params (if it defines one)
+SHOWN = 10  # bad lines told with their reason; the line numbers of the rest follow
 
 
 def load_tasks(path: Path, schema: TypeAdapter | None | str = WORKLOAD) -> list[Task]:
@@ -62,7 +63,7 @@ def load_tasks(path: Path, schema: TypeAdapter | None | str = WORKLOAD) -> list[
     lines = read_text(path).splitlines()
     tasks: list[Task] = []
     seen: dict[str, int] = {}
-    bad: list[tuple[int, str]] = []  # every bad line is found in one pass; the first is told in full
+    bad: list[tuple[int, str]] = []  # every bad line is found in one pass: one line of error each
     for lineno, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -72,8 +73,12 @@ def load_tasks(path: Path, schema: TypeAdapter | None | str = WORKLOAD) -> list[
         except TaskFileError as exc:
             bad.append((lineno, str(exc)))
     if bad:
-        lineno, message = bad[0]
-        raise TaskFileError(f"{path}:{lineno}: {message}{_more(bad[1:])}")
+        told = [f"{path}:{lineno}: {message}" for lineno, message in bad[:SHOWN]]
+        rest = [str(lineno) for lineno, _ in bad[SHOWN:]]
+        if rest:
+            where = ", ".join(rest[:SHOWN]) + (", ..." if len(rest) > SHOWN else "")
+            told.append(f"{path}: {len(rest)} more bad line(s): {where}")
+        raise TaskFileError("\n".join(told))
     if not tasks:
         raise TaskFileError(f"{path}: no tasks found")
     return tasks
@@ -97,11 +102,3 @@ def _task(line: str, lineno: int, seen: dict[str, int], schema: TypeAdapter | No
         return Task(task_id, check(obj, schema))
     except ParamsError as exc:
         raise TaskFileError(str(exc)) from None
-
-
-def _more(rest: list[tuple[int, str]], shown: int = 10) -> str:
-    """' (and 3 more bad lines: 5, 9, 12)': where to look next, still on one line."""
-    if not rest:
-        return ""
-    lines = ", ".join(str(lineno) for lineno, _ in rest[:shown]) + (", ..." if len(rest) > shown else "")
-    return f" (and {len(rest)} more bad line{'s' if len(rest) > 1 else ''}: {lines})"
