@@ -341,16 +341,16 @@ def test_a_running_job_is_pending_not_an_api_failure(project: Project):
     project.make("cancel", "ARGS=run-long")
 
 
-def test_a_preempted_job_is_retried_and_succeeds(project: Project):
-    """make local-preempt takes the container back as Modal preempts a GPU: the job gets SIGTERM, the
-    attempt is lost, Modal's retries run it again, and the ledger ends with the retry's result."""
+def test_a_preempted_job_is_restarted_and_succeeds(project: Project):
+    """make local-preempt takes the container back as Modal preempts one: the job gets SIGINT, Modal
+    restarts it on the same input, and the ledger ends with the restart's result."""
     project.make("spawn", f"TASKS={tasks_file(project.path, 'pre.jsonl', ['pre-1'], seconds=3)}")
     deadline = time.monotonic() + 60
     while not any(task == "pre-1" for task, _ in started_markers(project)):
         assert time.monotonic() < deadline, "pre-1 never started"
         time.sleep(0.2)
     preempt = project.make("local-preempt", "ARGS=--grace 1", local=False)
-    assert "preempted fc-" in preempt.stdout and "SIGTERM now" in preempt.stdout, preempt.stdout
+    assert "preempted fc-" in preempt.stdout and "SIGINT now" in preempt.stdout, preempt.stdout
     deadline = time.monotonic() + 90
     while (state := {t: s for t, _, s in ledger(project)}["pre-1"]) == "pending":
         assert time.monotonic() < deadline, "pre-1 never finished after its preemption"
@@ -358,7 +358,7 @@ def test_a_preempted_job_is_retried_and_succeeds(project: Project):
         project.make("status", check=False)  # polls the pending calls into the ledger
     assert state == "succeeded", state
     log = project.make("logs", "ARGS=pre-1").stdout
-    assert "preempted: the container was taken back" in log and "retrying" in log, log
+    assert "KeyboardInterrupt" in log and "; restarting on the same input" in log, log
 
 
 def test_cancel_keeps_the_outcome_of_a_job_that_already_finished(project: Project):

@@ -44,7 +44,12 @@ def _pid(state_dir: Path) -> int | None:
     stat = Path(f"/proc/{pid}/stat")
     if stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z":
         return None  # killed, not yet reaped by its parent: as good as gone
-    return pid
+    try:  # a server.pid left by a killed emulator may name another process by now: never signal that one
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return pid  # no /proc (macOS): the pid is all there is to go by
+    ours = any(b"modal_emu" in arg or b"modal-emu" in arg for arg in argv[:3])  # -m modal_emu, or the script
+    return pid if ours and b"serve" in argv else None
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -149,15 +154,18 @@ def preempt(args: argparse.Namespace) -> int:
         return 1
     try:
         preempted = ask(state_dir, pid, args.call, args.grace)
-    except PreemptError as exc:
+    except (PreemptError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted: the request is withdrawn (inputs already preempted stay so)", file=sys.stderr)
+        return 130
     if not preempted:
         which = f"of {args.call} " if args.call else ""
         print(f"error: no input {which}is running: nothing to preempt", file=sys.stderr)
         return 1
     for call_id, idx in preempted:
-        print(f"preempted {call_id} input {idx}: SIGTERM now, SIGKILL after {args.grace:g} s, then retried if it may")
+        print(f"preempted {call_id} input {idx}: SIGINT now, SIGKILL after {args.grace:g} s, then restarted")
     return 0
 
 
@@ -200,17 +208,17 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--state-dir", default=".modal-local")
         p.set_defaults(func=func)
     p_preempt = sub.add_parser(
-        "preempt", help="take back the containers of running inputs, as Modal preempts a GPU: SIGTERM, grace, retry"
+        "preempt", help="take back the containers of running inputs, as Modal preempts one: SIGINT, grace, restart"
     )
     p_preempt.add_argument("--state-dir", default=".modal-local")
     p_preempt.add_argument("--call", metavar="FC_ID", help="only the inputs of this function call (default: all)")
     p_preempt.add_argument(
-        "--grace", type=float, default=30.0, metavar="S", help="seconds between SIGTERM and SIGKILL (default 30)"
+        "--grace", type=float, default=30.0, metavar="S", help="seconds between SIGINT and SIGKILL (default 30)"
     )
     p_preempt.set_defaults(func=preempt)
     args = parser.parse_args(argv)
     if args.command == "preempt" and not 0 <= args.grace < float("inf"):
-        p_preempt.error(f"--grace {args.grace:g}: give the seconds between SIGTERM and SIGKILL, 0 or more")
+        p_preempt.error(f"--grace {args.grace:g}: give the seconds between SIGINT and SIGKILL, 0 or more")
     if args.command == "preempt" and args.call is not None and not args.call.startswith("fc-"):
         p_preempt.error(f"--call {args.call}: not a function call id (those start with fc-)")
     if getattr(args, "concurrency", 1) < 1:

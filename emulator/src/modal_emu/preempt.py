@@ -1,6 +1,7 @@
 """Rehearsing a preemption: ``python -m modal_emu preempt`` takes back the containers of running inputs,
-as Modal takes back a GPU container: SIGTERM, a grace period, SIGKILL, then the input is retried
-(see ``Runner.preempt``). Checkpoint-and-resume code can so be tested before a real GPU is preempted.
+as Modal does when it preempts one: an interrupt (SIGINT), a grace period, SIGKILL, then the input is
+restarted (see ``Runner.preempt``). Checkpoint-and-resume code can so be tested before a real
+preemption.
 
 The command reaches the running server through its state folder: it writes a request file into
 ``<state>/preempt/`` and sends the server SIGUSR1; the server answers each request with a reply file
@@ -34,6 +35,8 @@ def ask(
     state_dir: Path, server_pid: int, call_id: str | None, grace_s: float, timeout: float = STALE_S
 ) -> list[list[str]]:
     """Ask the server to preempt what runs (of ``call_id``, or everything); the (call id, input) pairs it did."""
+    if _grace({"grace_s": grace_s}) is None:
+        raise ValueError(f"grace_s={grace_s!r}: give the seconds between SIGINT and SIGKILL, 0 or more")
     folder = state_dir / FOLDER
     nonce = secrets.token_hex(8)
     request, reply = folder / f"{nonce}.request", folder / f"{nonce}.reply"
@@ -44,6 +47,8 @@ def ask(
         while not reply.exists():
             if time.monotonic() > deadline:
                 raise PreemptError(f"the emulator (pid {server_pid}) did not answer within {timeout:g} s")
+            if not _alive(server_pid):
+                raise PreemptError(f"the emulator (pid {server_pid}) stopped before it answered")
             time.sleep(0.02)
         preempted = json.loads(reply.read_text())
         reply.unlink()
@@ -84,3 +89,17 @@ def _grace(wanted: object) -> float | None:
     grace_s = wanted.get("grace_s") if isinstance(wanted, dict) else None
     ok = isinstance(grace_s, int | float) and not isinstance(grace_s, bool) and 0 <= grace_s < float("inf")
     return float(grace_s) if ok else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie has stopped
+    except OSError:
+        return True

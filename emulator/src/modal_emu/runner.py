@@ -109,17 +109,18 @@ class Runner:
         await self.emu.notify_outputs()
 
     def preempt(self, call_id: str | None = None, grace_s: float = 30.0) -> list[tuple[str, str]]:
-        """Take back the containers running inputs (of ``call_id``, or all), as Modal preempts a GPU
-        container: SIGTERM now, SIGKILL after ``grace_s``. The attempt then counts as failed, unless the
-        function returned a result within the grace, and the input is retried if its retries allow."""
+        """Take back the containers running inputs (of ``call_id``, or all), as Modal preempts one: an
+        interrupt (SIGINT: KeyboardInterrupt in Python) now, SIGKILL after ``grace_s``, then the input is
+        restarted from the beginning. A restart does not use up a retry; a result returned within the
+        grace is kept."""
         hits = [c for c in self.containers() if c.current and call_id in (None, c.current[0])]
         loop = asyncio.get_running_loop()
         for container in hits:
             container.preempted = True
             hit_call, idx = container.current
-            self._log(hit_call, f"preempted input {idx} (modal-emu preempt): SIGTERM now, SIGKILL in {grace_s:g} s")
+            self._log(hit_call, f"preempted input {idx} (modal-emu preempt): SIGINT now, SIGKILL in {grace_s:g} s")
             try:
-                os.killpg(container.proc.pid, signal.SIGTERM)
+                os.killpg(container.proc.pid, signal.SIGINT)
             except ProcessLookupError:
                 continue
             loop.call_later(grace_s, _kill, container.proc)
@@ -182,8 +183,13 @@ class Runner:
                     result = GS(status=GS.GENERIC_STATUS_FAILURE, exception=f"could not start the function: {exc}")
             if call.get("cancelled"):
                 return
+            if result is None:  # preempted: restarted on the same input, as Modal does; no retry used up
+                item["preemptions"] = item.get("preemptions", 0) + 1
+                item["status"] = "pending"
+                store.save()
+                continue
             failed = result.status != GS.GENERIC_STATUS_SUCCESS
-            if failed and item["attempts"] <= retries:
+            if failed and item["attempts"] - item.get("preemptions", 0) <= retries:
                 self._log(call_id, f"attempt {item['attempts']} failed ({result.exception.strip()}); retrying")
                 item["status"] = "pending"
                 store.save()
@@ -200,7 +206,8 @@ class Runner:
             await self.emu.notify_outputs()
             return
 
-    async def _attempt(self, call_id: str, idx: str, fn: dict) -> api_pb2.GenericResult:
+    async def _attempt(self, call_id: str, idx: str, fn: dict) -> api_pb2.GenericResult | None:
+        """Run the input once in a container: its result, or None if it was preempted before it returned one."""
         emu = self.emu
         item = emu.store["calls"][call_id]["inputs"][idx]
         item["attempts"] = item.get("attempts", 0) + 1
@@ -252,16 +259,14 @@ class Runner:
         self._log(call_id, message)
         return GS(status=GS.GENERIC_STATUS_FAILURE, exception=message)
 
-    def _preempted(self, call_id: str, out: Path | None, returncode: int | None) -> api_pb2.GenericResult:
-        """The outcome of a preempted attempt: its result if it still returned one in time, else a
-        failure that is retried, and that leaves the input lost past its retries (as on Modal)."""
+    def _preempted(self, call_id: str, out: Path | None, returncode: int | None) -> api_pb2.GenericResult | None:
+        """A preempted attempt's result if it still returned one in the grace period, else None (restart)."""
         result = GS.FromString(out.read_bytes()) if out is not None else None
         if result is not None and result.status == GS.GENERIC_STATUS_SUCCESS:
             return result
         why = result.exception.strip() if result is not None else f"exited with code {returncode}"
-        message = f"preempted: the container was taken back ({why})"
-        self._log(call_id, message)
-        return GS(status=GS.GENERIC_STATUS_INTERNAL_FAILURE, exception=message)
+        self._log(call_id, f"preempted ({why}); restarting on the same input")
+        return None
 
     async def _container(self, fn: dict) -> Container:
         """A warm container of this function version if one is idle, else a new one."""
@@ -387,8 +392,10 @@ class Runner:
 
 
 def _kill(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    """SIGKILL the container's whole process group, even when the worker itself has exited already: a
+    child it started must not outlive it (holding its output pipes open, or running beside a retry).
+    While a member lives the group id cannot be reused, and an empty group is simply not found."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

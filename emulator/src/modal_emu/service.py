@@ -72,13 +72,14 @@ class Service:
 
 async def run_forever(config: Config, on_ready: Callable[[str], None] = lambda url: None) -> None:
     service = Service(config)
+    loop = asyncio.get_running_loop()
+    # Before server.pid exists: a preempt sent at once must find its handler, not SIGUSR1's default (exit).
+    loop.add_signal_handler(signal.SIGUSR1, preempt.answer, service.emu)  # python -m modal_emu preempt
     url = await service.start()
     on_ready(url)
     stopped = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopped.set)
-    loop.add_signal_handler(signal.SIGUSR1, preempt.answer, service.emu)  # python -m modal_emu preempt
     await stopped.wait()
     log.info("shutting down")
     await service.stop()

@@ -71,9 +71,9 @@ def marker_after(path, seconds):
 
 
 @app.function(retries=modal.Retries(max_retries=1, initial_delay=0.05, backoff_coefficient=1.0))
-def preemptible(path, ignore_sigterm):
-    """Appends one line per attempt to ``path``; the first attempt waits to be preempted: it notes
-    the SIGTERM and stops, or (``ignore_sigterm``) ignores it and must be killed."""
+def preemptible(path, ignore_interrupt):
+    """Appends one line per attempt to ``path``; the first attempt waits to be preempted: it notes the
+    interrupt (SIGINT, a KeyboardInterrupt) and stops, or (``ignore_interrupt``) ignores it and must be killed."""
     import signal
 
     log = Path(path)
@@ -83,14 +83,39 @@ def preemptible(path, ignore_sigterm):
         f.write(f"attempt {attempt}\n")
     if attempt > 1:
         return attempt
-    got = []
-    signal.signal(signal.SIGTERM, signal.SIG_IGN if ignore_sigterm else lambda *_: got.append(1))
+    if ignore_interrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     print("waiting to be preempted", flush=True)
-    while not got:
-        time.sleep(0.02)
-    with log.open("a") as f:
-        f.write("saved on SIGTERM\n")
-    raise RuntimeError("interrupted by SIGTERM after saving")
+    try:
+        while True:
+            time.sleep(0.02)
+    except KeyboardInterrupt:
+        with log.open("a") as f:
+            f.write("saved on SIGINT\n")
+        raise
+
+
+@app.function()
+def with_stubborn_child(path):
+    """The first attempt starts a child that ignores SIGINT and SIGTERM and shares the output pipes, then
+    waits, and exits at once on SIGINT (so the worker is gone, its child not); the restart returns at once."""
+    import signal
+    import subprocess
+    import sys
+
+    pids = Path(path)
+    if pids.exists():
+        return "second attempt"
+    code = (
+        "import signal, sys, time; [signal.signal(s, signal.SIG_IGN) for s in (2, 15)];"
+        "open(sys.argv[1], 'a').write('child ready\\n'); time.sleep(120)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code, path])
+    signal.signal(signal.SIGINT, lambda *_: os._exit(3))
+    with pids.open("a") as f:
+        f.write(f"{child.pid}\n")
+    time.sleep(120)
+    return "first attempt"
 
 
 @app.function()
