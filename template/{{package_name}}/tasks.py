@@ -92,7 +92,9 @@ def _task(line: str, lineno: int, seen: dict[str, int], schema: TypeAdapter | No
         raise TaskFileError(f"invalid JSON ({exc.msg})") from None
     if not isinstance(obj, dict):
         raise TaskFileError(f"each line must be a JSON object, got {type(obj).__name__}")
-    task_id = obj.pop("id", None)
+    if "id" not in obj:
+        raise TaskFileError("'id' is missing: each task needs a unique id, e.g. {\"id\": \"run-1\", ...}")
+    task_id = obj.pop("id")
     if not isinstance(task_id, str) or not TASK_ID.match(task_id):
         raise TaskFileError(f"'id' must be a string of letters, digits, '.', '_' or '-' (got {task_id!r})")
     if task_id in seen:
