@@ -93,7 +93,7 @@ def _task(line: str, lineno: int, seen: dict[str, int], schema: TypeAdapter | No
     if not isinstance(obj, dict):
         raise TaskFileError(f"each line must be a JSON object, got {type(obj).__name__}")
     if "id" not in obj:
-        raise TaskFileError("'id' is missing: each task needs a unique id, e.g. {\"id\": \"run-1\", ...}")
+        raise TaskFileError('"id" is missing: each task needs a unique one, e.g. {"id": "run-1", ...}')
     task_id = obj.pop("id")
     if not isinstance(task_id, str) or not TASK_ID.match(task_id):
         raise TaskFileError(f"'id' must be a string of letters, digits, '.', '_' or '-' (got {task_id!r})")
