@@ -52,6 +52,30 @@ def test_a_restart_uses_up_no_retry(emulator, tmp_path):
     assert marker.read_text() == "done"
 
 
+def test_a_second_preempt_leaves_an_input_in_its_grace_alone(emulator, tmp_path):
+    """Running the command twice must not interrupt the save the first one set off, nor shorten its grace."""
+    trace = tmp_path / "saver.txt"
+    call = modal.Function.from_name("emu-test", "slow_saver").spawn(str(trace))
+    assert wait_for(lambda: started(emulator, call.object_id), timeout=60)
+    assert emulator.preempt(call.object_id, grace_s=10)
+    assert wait_for(lambda: "saving" in trace.read_text(), timeout=10)
+    assert emulator.preempt(call.object_id, grace_s=0) == [], "an input in its grace is not preempted again"
+    assert modal.FunctionCall.from_id(call.object_id).get(timeout=60) == "restarted; saved=True"
+
+
+def test_a_generator_preempted_after_yielding_fails_instead_of_splicing_two_attempts(emulator):
+    """Its caller has the first items already: a restart from item 0 would hand it a splice of two attempts."""
+    received = []
+    with pytest.raises(modal.exception.InternalFailure, match="after the generator yielded items"):
+        for item in modal.Function.from_name("emu-test", "slow_count").remote_gen(47, 0.2):
+            received.append(item)
+            if item == 2:
+                logs = (emulator.state_dir / "logs").glob("fc-*.log")
+                (call_id,) = [p.stem for p in logs if "slow_count of 47" in p.read_text()]
+                assert emulator.preempt(call_id, grace_s=0.5)
+    assert received == list(range(len(received))) and 3 <= len(received) < 47, received
+
+
 def test_children_of_a_preempted_container_do_not_outlive_the_grace(emulator, tmp_path):
     """A child that ignores the interrupt is killed with its container: it must neither keep the attempt
     from ending (it holds the output pipes) nor run on beside the restart."""

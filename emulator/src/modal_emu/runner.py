@@ -57,6 +57,7 @@ class Container:
         self.notes = notes  # said once, in the log of the first input it runs
         self.started_at = time.time()
         self.preempted = False  # set by Runner.preempt: whatever this attempt does next, it is a preemption
+        self.kill_timer: asyncio.TimerHandle | None = None  # a preemption's SIGKILL at the end of its grace
         # set when the worker's END_OF_INPUT arrives on stdout / stderr: every line of the input is logged
         self.drained = {fd: asyncio.Event() for fd in (api_pb2.FILE_DESCRIPTOR_STDOUT, api_pb2.FILE_DESCRIPTOR_STDERR)}
 
@@ -67,6 +68,8 @@ class Container:
             wait.cancel()
 
     async def close(self) -> None:
+        if self.kill_timer is not None:  # once the group is gone its number may be reused: never kill it later
+            self.kill_timer.cancel()
         _kill(self.proc)
         await self.proc.wait()
         await asyncio.gather(*self.pumps, return_exceptions=True)
@@ -113,7 +116,7 @@ class Runner:
         interrupt (SIGINT: KeyboardInterrupt in Python) now, SIGKILL after ``grace_s``, then the input is
         restarted from the beginning. A restart does not use up a retry; a result returned within the
         grace is kept."""
-        hits = [c for c in self.containers() if c.current and call_id in (None, c.current[0])]
+        hits = [c for c in self.containers() if c.current and not c.preempted and call_id in (None, c.current[0])]
         loop = asyncio.get_running_loop()
         for container in hits:
             container.preempted = True
@@ -123,7 +126,7 @@ class Runner:
                 os.killpg(container.proc.pid, signal.SIGINT)
             except ProcessLookupError:
                 continue
-            loop.call_later(grace_s, _kill, container.proc)
+            container.kill_timer = loop.call_later(grace_s, _kill, container.proc)
         return [c.current for c in hits if c.current]
 
     def finish_lost(self, call_id: str, idx: str) -> None:
@@ -250,7 +253,7 @@ class Runner:
             return GS.FromString(out.read_bytes())
         await self._close(container)
         if container.preempted:
-            return self._preempted(call_id, out if outcome == "done" else None, container.proc.returncode)
+            return self._preempted(call_id, out if outcome == "done" else None, container.proc.returncode, chunks)
         if outcome == "timeout":
             message = f"Function timed out after {fn['timeout_secs']} seconds"
             self._log(call_id, message)
@@ -259,13 +262,23 @@ class Runner:
         self._log(call_id, message)
         return GS(status=GS.GENERIC_STATUS_FAILURE, exception=message)
 
-    def _preempted(self, call_id: str, out: Path | None, returncode: int | None) -> api_pb2.GenericResult | None:
-        """A preempted attempt's result if it still returned one in the grace period, else None (restart)."""
+    def _preempted(
+        self, call_id: str, out: Path | None, returncode: int | None, chunks: Path
+    ) -> api_pb2.GenericResult | None:
+        """A preempted attempt's outcome: its result if it still returned one in the grace period; else
+        None, a restart on the same input, unless it is a generator that has yielded items already (a
+        restart would hand the caller a splice of two attempts): that input fails, saying so."""
         result = GS.FromString(out.read_bytes()) if out is not None else None
         if result is not None and result.status == GS.GENERIC_STATUS_SUCCESS:
+            self._log(call_id, "preempted, but the input returned within the grace period: its result is kept")
             return result
         why = result.exception.strip() if result is not None else f"exited with code {returncode}"
-        self._log(call_id, f"preempted ({why}); restarting on the same input")
+        if chunks.is_dir() and any(chunks.iterdir()):
+            message = f"preempted ({why}) after the generator yielded items: not restarted, since its caller has them"
+            self._log(call_id, message)
+            return GS(status=GS.GENERIC_STATUS_INTERNAL_FAILURE, exception=message)
+        if not self.emu.store["calls"][call_id].get("cancelled"):
+            self._log(call_id, f"preempted ({why}); restarting on the same input")
         return None
 
     async def _container(self, fn: dict) -> Container:

@@ -19,6 +19,7 @@ import importlib
 import inspect
 import json
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -144,8 +145,13 @@ def main(argv: list[str]) -> int:
     for line in sys.stdin:
         command = json.loads(line)
         result = run_one(load, command)
-        atomic_write(Path(command["out"]), result.SerializeToString())
-        _end_of_input()
+        # The function has returned: an interrupt (a preemption) arriving now must not lose its result.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            atomic_write(Path(command["out"]), result.SerializeToString())
+            _end_of_input()
+        finally:
+            signal.signal(signal.SIGINT, previous)
     return 0
 
 

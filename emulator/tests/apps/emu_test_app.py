@@ -165,6 +165,34 @@ def count_up(n):
         yield i * 10
 
 
+@app.function()
+def slow_count(n, pause):
+    print(f"slow_count of {n}", flush=True)
+    for i in range(n):
+        yield i
+        time.sleep(pause)
+
+
+@app.function()
+def slow_saver(path):
+    """Saves for a second when interrupted (a second interrupt would cut that short); the restart reports it."""
+    log = Path(path)
+    if log.exists():
+        return f"restarted; saved={'saved' in log.read_text()}"
+    log.write_text("start\n")
+    print("waiting to be preempted", flush=True)
+    try:
+        while True:
+            time.sleep(0.02)
+    except KeyboardInterrupt:
+        with log.open("a") as f:
+            f.write("saving\n")
+        time.sleep(1.5)
+        with log.open("a") as f:
+            f.write("saved\n")
+        raise
+
+
 @app.function(volumes={"/emu-test-mount": volume})
 def write_at_mount(name, text):
     """Writes through the Volume's mount path as Modal code does, not through MODAL_EMU_VOLUMES."""
