@@ -85,14 +85,7 @@ def preemptible(path, ignore_interrupt):
         return attempt
     if ignore_interrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    print("waiting to be preempted", flush=True)
-    try:
-        while True:
-            time.sleep(0.02)
-    except KeyboardInterrupt:
-        with log.open("a") as f:
-            f.write("saved on SIGINT\n")
-        raise
+    _wait_to_be_preempted(log, "saved on SIGINT")
 
 
 @app.function()
@@ -180,17 +173,26 @@ def slow_saver(path):
     if log.exists():
         return f"restarted; saved={'saved' in log.read_text()}"
     log.write_text("start\n")
+    _wait_to_be_preempted(log, "saved", saving_s=1.5)
+
+
+def _wait_to_be_preempted(log: Path, saved: str, saving_s: float = 0.0) -> None:
+    """Wait for a preemption's interrupt; then note it in ``log`` (after ``saving_s`` of saving) and re-raise."""
     print("waiting to be preempted", flush=True)
     try:
         while True:
             time.sleep(0.02)
     except KeyboardInterrupt:
-        with log.open("a") as f:
-            f.write("saving\n")
-        time.sleep(1.5)
-        with log.open("a") as f:
-            f.write("saved\n")
+        if saving_s:
+            _note(log, "saving")
+            time.sleep(saving_s)
+        _note(log, saved)
         raise
+
+
+def _note(log: Path, line: str) -> None:
+    with log.open("a") as f:
+        f.write(f"{line}\n")
 
 
 @app.function(volumes={"/emu-test-mount": volume})
