@@ -19,7 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+from .lifeline import alive
 from .local import client_env
+from .preempt import PreemptError, ask, valid_grace
 
 
 def _print_env(url: str, state_dir: Path) -> None:
@@ -37,13 +39,8 @@ def _pid(state_dir: Path) -> int | None:
     if not path.exists():
         return None
     pid = int(path.read_text().strip() or 0)
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
+    if not alive(pid):
         return None
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z":
-        return None  # killed, not yet reaped by its parent: as good as gone
     try:  # a server.pid left by a killed emulator may name another process by now: never signal that one
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
@@ -146,8 +143,6 @@ def env(args: argparse.Namespace) -> int:
 
 
 def preempt(args: argparse.Namespace) -> int:
-    from .preempt import PreemptError, ask
-
     state_dir = Path(args.state_dir)
     if (pid := _pid(state_dir)) is None:
         print(f"error: no emulator running for {state_dir}: run `python -m modal_emu serve --detach`", file=sys.stderr)
@@ -217,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_preempt.set_defaults(func=preempt)
     args = parser.parse_args(argv)
-    if args.command == "preempt" and not 0 <= args.grace < float("inf"):
+    if args.command == "preempt" and valid_grace(args.grace) is None:
         p_preempt.error(f"--grace {args.grace:g}: give the seconds between SIGINT and SIGKILL, 0 or more")
     if args.command == "preempt" and args.call is not None and not args.call.startswith("fc-"):
         p_preempt.error(f"--call {args.call}: not a function call id (those start with fc-)")

@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 
@@ -52,3 +53,16 @@ def die_with_parent(parent_pid: int, interval: float = 0.2) -> None:
     if os.getppid() != parent_pid:  # the emulator died before the request above took effect
         _kill_group()
     threading.Thread(target=_watch, args=(parent_pid, interval), name="modal-emu-lifeline", daemon=True).start()
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs, as far as this user can tell: a zombie (killed, not yet reaped) has
+    stopped, and a process of another user is none of ours."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:  # no /proc (macOS): the signal test is all there is
+        return True

@@ -96,7 +96,7 @@ class LocalEmulator:
 
     def preempt(self, call_id: str | None = None, grace_s: float = 30.0) -> list[list[str]]:
         """Preempt the running inputs (of ``call_id``, or all), as ``python -m modal_emu preempt`` does:
-        SIGTERM, SIGKILL after ``grace_s``, then a retry. Returns the (call id, input) pairs preempted."""
+        SIGINT, SIGKILL after ``grace_s``, then a restart. Returns the (call id, input) pairs preempted."""
         from .preempt import ask
 
         return ask(self.state_dir, self.pid(), call_id, grace_s)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .lifeline import alive
 from .store import atomic_write
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def ask(
     state_dir: Path, server_pid: int, call_id: str | None, grace_s: float, timeout: float = STALE_S
 ) -> list[list[str]]:
     """Ask the server to preempt what runs (of ``call_id``, or everything); the (call id, input) pairs it did."""
-    if _grace({"grace_s": grace_s}) is None:
+    if valid_grace(grace_s) is None:
         raise ValueError(f"grace_s={grace_s!r}: give the seconds between SIGINT and SIGKILL, 0 or more")
     folder = state_dir / FOLDER
     nonce = secrets.token_hex(8)
@@ -47,7 +48,7 @@ def ask(
         while not reply.exists():
             if time.monotonic() > deadline:
                 raise PreemptError(f"the emulator (pid {server_pid}) did not answer within {timeout:g} s")
-            if not _alive(server_pid):
+            if not alive(server_pid):
                 raise PreemptError(f"the emulator (pid {server_pid}) stopped before it answered")
             time.sleep(0.02)
         preempted = json.loads(reply.read_text())
@@ -70,8 +71,10 @@ def answer(emu: Emulator) -> None:
             request.unlink()
         except (OSError, ValueError):
             continue  # answered already, or unreadable: its client times out with an error
-        call_id, grace_s = wanted.get("call_id") if isinstance(wanted, dict) else 0, _grace(wanted)
-        if not (call_id is None or isinstance(call_id, str)) or grace_s is None:
+        if not isinstance(wanted, dict):
+            continue  # stale, or not a request of ``ask``'s
+        call_id, grace_s = wanted.get("call_id"), valid_grace(wanted.get("grace_s"))
+        if grace_s is None or not (call_id is None or isinstance(call_id, str)):
             continue  # not a request of ``ask``'s
         preempted = emu.runner.preempt(call_id, grace_s)
         atomic_write(request.with_suffix(".reply"), json.dumps(preempted).encode())
@@ -85,21 +88,7 @@ def _remove_if_older(path: Path, than: float) -> None:
         pass
 
 
-def _grace(wanted: object) -> float | None:
-    grace_s = wanted.get("grace_s") if isinstance(wanted, dict) else None
+def valid_grace(grace_s: object) -> float | None:
+    """``grace_s`` as seconds if it is a number from 0 up (not infinity, not NaN), else None."""
     ok = isinstance(grace_s, int | float) and not isinstance(grace_s, bool) and 0 <= grace_s < float("inf")
     return float(grace_s) if ok else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie has stopped
-    except OSError:
-        return True
