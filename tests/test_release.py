@@ -62,7 +62,7 @@ def test_ci_workflow_runs_make_test_on_linux_and_macos_for_each_python():
     assert matrix["python"] == ["3.11", "3.12", "3.13"]
     assert job["env"]["UV_PYTHON"] == "${{ matrix.python }}"
     checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout"))
-    assert checkout["with"]["fetch-depth"] == 0, "the copier update tests need the release tags"
+    assert checkout["with"]["fetch-depth"] == 0, "the releases bundle is checked against the full history"
     assert any("make test" in s.get("run", "") for s in job["steps"])
 
 
