@@ -10,6 +10,7 @@ import time
 from google.protobuf import empty_pb2
 from modal_proto import api_pb2
 
+from .. import versions
 from ..rpc import invalid, not_found, rpc
 from ..store import new_id, now
 from ..volumemounts import deploy_warnings as volume_warnings
@@ -125,9 +126,13 @@ async def AppPublish(emu, request: api_pb2.AppPublishRequest) -> api_pb2.AppPubl
             previous["state"] = STOPPED
         app["name"] = request.name
     if app["state"] == DEPLOYED:
+        version = len(app["deployments"]) + 1
+        # what this version runs, frozen: Function.from_name(..., version=N) finds it here
+        pinned = {tag: versions.pin(emu.store, fid, version) for tag, fid in request.function_ids.items()}
         app["deployments"].append(
             {
-                "version": len(app["deployments"]) + 1,
+                "version": version,
+                "function_ids": pinned,
                 "deployed_at": deployed_at,
                 "tag": request.deployment_tag,
                 "client_version": request.client_version,
