@@ -104,7 +104,8 @@ def test_versions_survive_a_restart(tmp_path):
             """
             import json, modal
             def which(version=None):
-                return modal.Function.from_name("emu-versions-restart", "which", version=version).spawn().get(timeout=60)
+                f = modal.Function.from_name("emu-versions-restart", "which", version=version)
+                return f.spawn().get(timeout=60)
             print(json.dumps([which(1), which(2), which(3), which()]))
             """
         )
