@@ -82,8 +82,10 @@ def require_gpu(what: str) -> None:
     """Exit at once, with one line, when this machine has no NVIDIA GPU (before anything is spent)."""
     names, reason = _nvidia_smi()
     if not names:
-        sys.exit(f"{what}: this machine has no CUDA device ({reason}); nothing was deployed or spawned. Run it on a "
-                 "machine with an NVIDIA GPU; for Modal's GPUs, use `make deploy` and `make spawn`.")
+        sys.exit(
+            f"{what}: this machine has no CUDA device ({reason}); nothing was deployed or spawned. Run it on a "
+            "machine with an NVIDIA GPU; for Modal's GPUs, use `make deploy` and `make spawn`."
+        )
 
 
 def smoke_report(results_dir: Path, workload: str) -> tuple[bool, list[str]]:
