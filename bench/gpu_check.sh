@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The pytorch example on a GPU machine, in one call: render a pytorch project from this checkout, then its
-# `make test`, `make gpu-smoke` (the local emulator runs the job on this machine's GPU) and the GPU benchmark
-# (bench/bench_torch.py). Made for the device machine, whose python3 has CUDA torch and which has no package
+# `make gpu-smoke` (the local emulator runs the job on this machine's GPU), the GPU benchmark's base and large
+# presets (bench/bench_torch.py) and its `make test`. Made for the device machine, whose python3 has CUDA torch and which has no package
 # registry: the other packages come as wheels in .whl/ (bench/gpu_wheels.sh fetches them, elsewhere), and the
 # project's Makefile runs with UV=true RUN=env, so that every `uv run` is this Python as it is.
 #
@@ -63,19 +63,20 @@ step() {  # step NAME EXPECTED_RC COMMAND...: run it, log it to $out/NAME.log, c
 }
 
 mk=(make -C "$project" UV=true RUN=env)
-step test 0 timeout 420 "${mk[@]}" test
+# The figures first, the tests last; the time limits add up to 590 s, within one 600 s call of the device tool.
 if [[ $has_gpu == 1 ]]; then
-  step gpu-smoke 0 timeout 420 "${mk[@]}" gpu-smoke
+  step gpu-smoke 0 timeout 180 "${mk[@]}" gpu-smoke
   "${mk[@]}" local-down >/dev/null 2>&1
   cp "$project"/.jobs/gpu-smoke/results/*.json "$out/" 2>/dev/null
   cp "$project"/.jobs/gpu-smoke/results/summary.csv "$out/gpu-smoke-summary.csv" 2>/dev/null
-  step bench 0 timeout 600 python bench/bench_torch.py --project "$project" --json "$out/bench.json"
+  step bench 0 timeout 140 python bench/bench_torch.py --project "$project" --presets base,large --json "$out/bench.json"
 else
-  step gpu-smoke 1 timeout 120 "${mk[@]}" gpu-smoke
+  step gpu-smoke 1 timeout 180 "${mk[@]}" gpu-smoke
   grep -q "this machine has no CUDA device" "$out/gpu-smoke.log" || failed+=("gpu-smoke (no 'no CUDA device' line)")
-  step bench 0 python bench/bench_torch.py --project "$project"
+  step bench 0 timeout 140 python bench/bench_torch.py --project "$project"
   grep -q "no GPU here" "$out/bench.log" || failed+=("bench (no 'no GPU here' line)")
 fi
+step test 0 timeout 270 "${mk[@]}" test
 rm -rf "$work"
 if ((${#failed[@]})); then
   say "FAILED: ${failed[*]} (logs in $out)"
