@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The pytorch example on a GPU machine, in one call: render a pytorch project from this checkout, then its
 # `make gpu-smoke` (the local emulator runs the job on this machine's GPU), the GPU benchmark's base and large
-# presets (bench/bench_torch.py) and its `make test`. Made for the device machine, whose python3 has CUDA torch and which has no package
-# registry: the other packages come as wheels in .whl/ (bench/gpu_wheels.sh fetches them, elsewhere), and the
-# project's Makefile runs with UV=true RUN=env, so that every `uv run` is this Python as it is.
+# presets (bench/bench_torch.py) and its `make test`. Made for the device machine, whose python3 has CUDA torch
+# and which has no package registry: the other packages come as wheels in .whl/ (bench/gpu_wheels.sh fetches
+# them, elsewhere), and the project's Makefile runs with UV=true RUN=env, so that every `uv run` is this Python.
 #
 #   bench/gpu_check.sh      # PYTHON=python3; WHEELS=.whl; logs and figures under $OUT (or a temporary folder)
 #
