@@ -84,7 +84,7 @@ def main() -> int:
     parser.add_argument("--presets", default="small,base,large")
     parser.add_argument("--steps", type=int, default=60, help="measured steps per preset, after the warm-up")
     parser.add_argument("--project", type=Path, help=f"a rendered pytorch project whose package is {PACKAGE}")
-    parser.add_argument("--cpu", action="store_true", help="measure on the CPU (MFU blank): checks the benchmark itself")
+    parser.add_argument("--cpu", action="store_true", help="measure on the CPU (MFU blank): a check of the benchmark")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     reason = no_gpu_reason()
