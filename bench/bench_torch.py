@@ -24,7 +24,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = "torch_bench"
 
 CHILD = """
 import json, sys
@@ -52,9 +51,18 @@ def render_project(where: Path) -> Path:
     return render(where / "project", project_name="Torch Bench", workload="pytorch", gpu="H100")
 
 
+def package_of(project: Path) -> str:
+    """The package of a rendered project: the folder that holds its workload.py."""
+    found = sorted(p.parent.name for p in project.glob("*/workload.py"))
+    if len(found) != 1:
+        sys.exit(f"bench_torch: {project} is not a rendered project (no single <package>/workload.py)")
+    return found[0]
+
+
 def measure(project: Path, preset: str, steps: int, out: Path, device: str) -> dict:
     sys.path.insert(0, str(project))
-    workload = importlib.import_module(f"{PACKAGE}.workload")  # the rendered project's
+    package = package_of(project)
+    workload = importlib.import_module(f"{package}.workload")  # the rendered project's
 
     task = {
         "id": f"bench-{preset}-{device}",
@@ -66,7 +74,7 @@ def measure(project: Path, preset: str, steps: int, out: Path, device: str) -> d
         "checkpoint_every": 10**9,
     }
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD.format(package=PACKAGE), json.dumps(task), str(out)],
+        [sys.executable, "-c", CHILD.format(package=package), json.dumps(task), str(out)],
         cwd=project,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(project), os.environ.get("PYTHONPATH")]))},
         capture_output=True,
@@ -83,7 +91,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", default="small,base,large")
     parser.add_argument("--steps", type=int, default=60, help="measured steps per preset, after the warm-up")
-    parser.add_argument("--project", type=Path, help=f"a rendered pytorch project whose package is {PACKAGE}")
+    parser.add_argument("--project", type=Path, help="a rendered pytorch project (default: render one)")
     parser.add_argument("--cpu", action="store_true", help="measure on the CPU (MFU blank): a check of the benchmark")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()

@@ -26,7 +26,7 @@ else:
 
 from modal_emu import local, preempt  # noqa: E402
 
-from tests.flow import clean_env, render  # noqa: E402
+from tests.flow import ROOT, clean_env, render  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -177,3 +177,17 @@ def test_a_preempted_attempt_saves_when_interrupted_and_the_restart_resumes_ther
     assert stopped, log[-3000:]
     assert result["calls"] == 2 and result["resumed_from"] == int(stopped.group(1)) and result["steps"] == 3000
     assert "; restarting on the same input" in log
+
+
+def test_the_gpu_benchmark_measures_through_the_projects_own_workload(project, tmp_path):
+    """bench/bench_torch.py --cpu: the same measurement as on a GPU, where MFU stays blank."""
+    figures = tmp_path / "bench.json"
+    bench = [sys.executable, "bench/bench_torch.py", "--cpu", "--presets", "tiny", "--steps", "3"]
+    proc = run(
+        [*bench, "--project", str(project), "--json", str(figures)],
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    (row,) = json.loads(figures.read_text())
+    assert (row["preset"], row["device"], row["steady_steps"], row["warmup_steps"]) == ("tiny", "cpu", 3, 10)
+    assert row["tokens_per_second"] > 0 and row["mfu"] is None and "tokens/s over 3 steps" in proc.stdout
