@@ -14,7 +14,7 @@ ifneq ($(filter $(foreach minor,0 1 2 3 4 5 6 7 8 9 10,0.$(minor).%),$(word 2,$(
 export UV_NATIVE_TLS ?= $(UV_SYSTEM_CERTS)
 endif
 
-.PHONY: help dev demo test lint bench bench-sweep docs clean releases-bundle
+.PHONY: help dev demo test lint bench bench-gpu bench-sweep docs clean releases-bundle
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,12 @@ bench: dev ## Emulator benchmarks
 	$(UV) run python bench/bench_emulator.py
 	$(UV) run python bench/bench_store.py
 
+# A Python with CUDA torch (the dev venv has no torch: there the benchmark says so and measures nothing).
+BENCH_PYTHON ?= $(CURDIR)/.venv/bin/python
+
+bench-gpu: dev ## GPU benchmark of the pytorch example: tokens/s and MFU per preset (BENCH_PYTHON=python with CUDA torch)
+	$(BENCH_PYTHON) bench/bench_torch.py $(ARGS)
+
 bench-sweep: dev ## A 1,000-task sweep through a generated project at 50 ms RTT vs a sequential spawn loop
 	$(UV) run python bench/bench_sweep.py $(ARGS)
 
@@ -59,7 +65,7 @@ releases-bundle: dev ## After tagging a release: record every v* tag in tests/re
 	$(UV) run python -m tests.repo
 
 clean: ## Remove local environments and caches
-	rm -rf .venv .venv-torch .tools .pytest_cache .demo site
+	rm -rf .venv .venv-torch .tools .pytest_cache .demo site .whl
 
 .PHONY: test-torch
 test-torch: dev ## PyTorch workload tests on the CPU, in .venv-torch (pip, torch==2.13.0)

@@ -26,7 +26,7 @@ else:
 
 from modal_emu import local, preempt  # noqa: E402
 
-from tests.flow import clean_env, render  # noqa: E402
+from tests.flow import ROOT, clean_env, render  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -132,6 +132,10 @@ def test_a_killed_attempt_is_retried_and_resumes_from_its_checkpoint(deployed, o
     assert list(state.glob("volumes/*/outputs/killed/crashed-at-step-3")), "the first attempt really died"
     assert training(result) == training(whole["result"])
     assert whole["result"]["history"][-1]["val_loss"] < whole["result"]["history"][0]["val_loss"]
+    # What ran, as the result tells it through the real client: the corpus, throughput and MFU fields.
+    assert whole["result"]["corpus"]["name"].endswith("-stdlib") and whole["result"]["corpus"]["val_bytes"] > 0
+    assert whole["result"]["mfu"] is None and "GPU's peak" in whole["result"]["mfu_basis"], "blank on the CPU"
+    assert whole["result"]["flops_per_token"] > 0 and whole["result"]["tokens_per_second"] is None, "6 steps < warm-up"
 
 
 def test_a_task_longer_than_its_deadline_completes_in_a_chain_of_calls(outcomes):
@@ -139,7 +143,9 @@ def test_a_task_longer_than_its_deadline_completes_in_a_chain_of_calls(outcomes)
     assert len(chained["links"]) == 3 and len(set(chained["links"])) == 3, "three calls, one step each"
     assert chained["result"]["resumed_from"] == 2 and chained["result"]["calls"] == 3
     assert training(chained["result"]) == training(whole["result"])
-    assert chained["result"]["device"] == "cpu" and chained["result"]["tokens_per_second"] > 0
+    result = chained["result"]
+    assert result["device"] == "cpu" and result["warmup_steps"] == 3 and result["warmup_seconds"] > 0
+    assert result["tokens_per_second"] is None, "one step a call is all warm-up: no steady state to report"
 
 
 PREEMPTED = {"id": "preempted", "steps": 3000, **SMALL, "eval_every": 1000, "checkpoint_every": 25}
@@ -171,3 +177,17 @@ def test_a_preempted_attempt_saves_when_interrupted_and_the_restart_resumes_ther
     assert stopped, log[-3000:]
     assert result["calls"] == 2 and result["resumed_from"] == int(stopped.group(1)) and result["steps"] == 3000
     assert "; restarting on the same input" in log
+
+
+def test_the_gpu_benchmark_measures_through_the_projects_own_workload(project, tmp_path):
+    """bench/bench_torch.py --cpu: the same measurement as on a GPU, where MFU stays blank."""
+    figures = tmp_path / "bench.json"
+    bench = [sys.executable, "bench/bench_torch.py", "--cpu", "--presets", "tiny", "--steps", "3"]
+    proc = run(
+        [*bench, "--project", str(project), "--json", str(figures)],
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    (row,) = json.loads(figures.read_text())
+    assert (row["preset"], row["device"], row["steady_steps"], row["warmup_steps"]) == ("tiny", "cpu", 3, 10)
+    assert row["tokens_per_second"] > 0 and row["mfu"] is None and "tokens/s over 3 steps" in proc.stdout

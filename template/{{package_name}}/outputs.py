@@ -17,3 +17,22 @@ def write_json(path: Path, value: Any) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def scalar_fields(value: Any, prefix: str = "") -> dict[str, Any]:
+    """The columns a result gives ``results/summary.csv``: its scalar fields, those of nested objects
+    under dotted names (``final.val_loss``, ``corpus.name``); lists are left out."""
+    if not isinstance(value, dict):
+        return {prefix or "value": value} if _is_scalar(value) else {}
+    columns: dict[str, Any] = {}
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, dict):
+            columns.update(scalar_fields(item, f"{name}."))
+        elif _is_scalar(item):
+            columns[name] = item
+    return columns
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool) or value is None
