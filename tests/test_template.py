@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from tests.flow import ROOT
+from tests.project import ROOT
 
 QUESTIONS = yaml.safe_load((ROOT / "copier.yml").read_text())
 
