@@ -57,9 +57,10 @@ class Projects:
 
 
 @pytest.fixture(scope="session")
-def projects(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Projects:
+def projects(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Projects:
     base = tmp_path_factory.getbasetemp()
-    shared = base if worker_id == "master" else base.parent
+    xdist_worker = hasattr(request.config, "workerinput")  # its basetemp is <the run's>/popen-gwN
+    shared = base.parent if xdist_worker else base
     return Projects(shared / "rendered", tmp_path_factory)
 
 

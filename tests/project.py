@@ -18,6 +18,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import sqlite3
 import subprocess
 import time
@@ -233,7 +234,7 @@ class Project:
             output.append(line)
             self.say("  " + line.rstrip())
             if "You can close this terminal" in line:
-                os.killpg(proc.pid, 9)
+                os.killpg(proc.pid, signal.SIGKILL)
                 break
         proc.wait()
         rows = self.ledger()
@@ -266,7 +267,7 @@ class Project:
     def kill_emulator(self) -> None:
         """The emulator dies (SIGKILL): no clean shutdown, as when its machine goes away."""
         pid = int((self.emulator_state / "server.pid").read_text())
-        os.kill(pid, 9)
+        os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not pid_alive(pid), f"the emulator (pid {pid}) is gone", timeout=30)
 
     def emulator_env(self) -> dict[str, str]:
