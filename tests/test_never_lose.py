@@ -84,7 +84,7 @@ def test_ctrl_c_in_a_sweep_of_a_thousand(project: Project):
     ids = [f"k{i:04d}" for i in range(1000)]
     name = project.tasks_file("k.jsonl", ids)
     proc = project.start("spawn", f"TASKS={name}")
-    wait_until(lambda: len(project.ledger()) >= 300 or proc.poll() is not None, "300 calls are recorded")
+    wait_until(lambda: len(project.ledger()) >= 300 or proc.poll() is not None, "300 calls are recorded", timeout=300)
     if proc.poll() is None:
         # Stopped while it spawns (SIGSTOP: nothing more happens, however fast the machine), Ctrl+C lands,
         # then it goes on: it handles the Ctrl+C long before the other 700 could be spawned.
