@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.project import Project
-from tests.project import render as copier_copy
+from tests.project import render as render_template
 
 # copier notes that the template checkout has uncommitted changes; that is expected while developing.
 warnings.filterwarnings("ignore", message=".*Dirty template changes.*")
@@ -39,7 +39,7 @@ class Projects:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, or the worker dies
             if not (self.shared / f"{key}.done").exists():
                 shutil.rmtree(dst, ignore_errors=True)  # left half-made by a worker that died
-                copier_copy(dst, **answers)
+                render_template(dst, **answers)
                 (self.shared / f"{key}.done").write_text(json.dumps(answers))
         return dst
 
