@@ -303,27 +303,29 @@ class Project:
         ]
 
 
-# Each call's outcome through modal's public API; a job's own failure also means it has finished.
+# Each call's outcome through modal's public API. A job's own failure, raised again here, also means
+# it has finished; the API's failing (unreachable, no such call) stops the wait.
 _AWAIT_CALLS = """
 import sys, time, modal
-from modal.exception import OutputExpiredError
+from modal.exception import AuthError, ConnectionError, NotFoundError, OutputExpiredError
 timeout, until, call_ids = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
+expired = until == "expired"
 give_up = time.monotonic() + timeout
 for call_id in call_ids:
     while True:
         try:
-            modal.FunctionCall.from_id(call_id).get(timeout=0 if until == "expired" else timeout)
+            modal.FunctionCall.from_id(call_id).get(timeout=0 if expired else timeout)
+            done = not expired
         except OutputExpiredError:
-            break
+            done = True
+        except (AuthError, ConnectionError, NotFoundError) as exc:
+            sys.exit(f"{call_id}: the emulator did not answer: {exc!r}")
         except TimeoutError:  # not finished yet
-            if until == "finished":
-                sys.exit(f"{call_id} had not finished after {timeout:.0f} s")
+            done = False
         except Exception:  # the job failed: it has finished
-            if until == "finished":
-                break
-        else:
-            if until == "finished":
-                break
+            done = not expired
+        if done:
+            break
         if time.monotonic() > give_up:
             sys.exit(f"{call_id} had not {until} after {timeout:.0f} s")
         time.sleep(0.1)
