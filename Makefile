@@ -1,4 +1,4 @@
-# copier-modal-jobs: `make demo` runs the main job offline, `make test` runs every test.
+# copier-modal-jobs: `make demo` runs the main job offline, `make test` every test but the PyTorch ones (`make test-torch`).
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -37,7 +37,7 @@ demo: dev ## Render a project and run the whole deploy -> spawn -> wait -> resul
 # keep two cores busy. --dist loadfile keeps each file's shared project/emulator in one worker.
 TEST_WORKERS ?= 3
 
-test: dev ## Lint, then every test: template renders, generated projects, emulator, end to end
+test: dev ## Lint, then the tests: template renders, generated projects, emulator, end to end (torch: test-torch)
 	$(UV) run ruff check .
 	$(UV) run pytest -n $(TEST_WORKERS) --dist loadfile
 

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.flow import Project, clean_env, render, start_emulator  # noqa: E402
+from tests.project import Project, clean_env, render  # noqa: E402
 
 LOOP = """
 import json, sys, time, modal
@@ -88,13 +88,11 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     project = Project(render(workdir / "proj"))
     project.make("setup", local=False)
-    project.make("local-up", local=False)
-    project.make("local-down", local=False)
-    start_emulator(project, "--latency", str(args.latency), "--concurrency", "8")
+    project.up("--latency", str(args.latency), "--concurrency", "8")
     try:
         project.make("deploy")
         python = str(project.path / ".venv" / "bin" / "python")
-        env = {**clean_env(), **_client_env(project)}
+        env = {**clean_env(), **project.emulator_env()}
 
         t0 = time.perf_counter()
         subprocess.run([python, "monitor.py", "--help"], cwd=project.path, env=env, check=True, capture_output=True)
@@ -115,7 +113,7 @@ def main() -> int:
         project.make("wait", "ARGS=--interval 2", timeout=3600)
         second = timed(project, "status")
     finally:
-        project.make("local-down", local=False, check=False)
+        project.down()
 
     bound = n * rtt / 32 + startup
     print(f"{n} tasks, RTT {args.latency:g} ms, spawn/poll concurrency 32, machine: {os.cpu_count()} cores")
@@ -142,16 +140,6 @@ def main() -> int:
         f"{floor:.2f} s, i.e. at most {sequential / floor:.1f}x over the loop on this machine"
     )
     return 0
-
-
-def _client_env(project: Project) -> dict[str, str]:
-    state = project.path / ".modal-local"
-    return {
-        "MODAL_SERVER_URL": (state / "url").read_text().strip(),
-        "MODAL_TOKEN_ID": "local-emulator",
-        "MODAL_TOKEN_SECRET": "local-emulator",
-        "MODAL_CONFIG_PATH": str(state / "modal.toml"),
-    }
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import sys
 import time
 import warnings
 
-from tests.flow import ROOT, FlowError, run_flow
+from tests.flow import ROOT, FlowError, Project, render, run_flow
 
 
 def main() -> int:
@@ -18,7 +18,9 @@ def main() -> int:
     workdir.mkdir()
     started = time.monotonic()
     try:
-        run_flow(workdir, say=lambda line: print(line, flush=True))
+        project = workdir / "demo-project"
+        print(f"Rendering the template with defaults into {project}", flush=True)
+        run_flow(Project(render(project), say=lambda line: print(line, flush=True)))
     except FlowError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1

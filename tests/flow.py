@@ -7,17 +7,11 @@ Shared by ``make demo`` (tests/demo.py, readable output) and the end-to-end test
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-from collections.abc import Callable
-from pathlib import Path
 
-import pytest
-from copier import run_copy
+from tests.project import ROOT, FlowError, Project, clean_env, render
 
-ROOT = Path(__file__).resolve().parent.parent
+# tests/demo.py and tests/test_torch_workload.py import these from here.
+__all__ = ["ROOT", "FlowError", "Project", "clean_env", "render", "run_flow"]
 
 # Tasks that take a moment, so that they are still running when the spawner is killed.
 DEMO_TASKS = "\n".join(
@@ -25,97 +19,12 @@ DEMO_TASKS = "\n".join(
 )
 
 
-class FlowError(AssertionError):
-    pass
-
-
-def render(dst: Path, **answers) -> Path:
-    """``copier copy --defaults`` of this template, as a user runs it (no --trust)."""
-    run_copy(str(ROOT), dst, data=answers, defaults=True, unsafe=False, quiet=True, vcs_ref="HEAD")
-    return dst
-
-
-def clean_env() -> dict[str, str]:
-    """The environment of a fresh shell: no emulator variables, no virtualenv of ours."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODAL_", "VIRTUAL_ENV", "UV_PROJECT"))}
-    env["NO_COLOR"] = "1"
-    env["COLUMNS"] = "200"
-    # The emulator costs nothing, and these runs have no terminal to confirm a Modal bill on:
-    # spawn_jobs.py's cost check only prints (tests/test_sweeps.py sets a threshold to test it).
-    env["JOB_COST_CONFIRM_USD"] = "inf"
-    return env
-
-
-class Project:
-    def __init__(self, path: Path, say: Callable[[str], None] = lambda s: None):
-        self.path = path
-        self.say = say
-
-    def make(self, *args: str, local: bool = True, check: bool = True, timeout: float = 180):
-        cmd = ["make", *args] + (["LOCAL=1"] if local else [])
-        self.say("$ " + ("LOCAL=1 " if local else "") + "make " + " ".join(args))
-        proc = subprocess.run(
-            cmd,
-            cwd=self.path,
-            env=clean_env(),
-            stdin=subprocess.DEVNULL,  # never a prompt that waits for a developer's terminal
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and proc.returncode != 0:
-            raise FlowError(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-        return proc
-
-    def start(self, *args: str, merge_stderr: bool = False) -> subprocess.Popen:
-        """`LOCAL=1 make ARGS...` in the background, in its own session (as a terminal's foreground
-        job is), so that a test can signal the whole group the way Ctrl+C or a closed terminal does."""
-        return subprocess.Popen(
-            ["make", *args, "LOCAL=1"],
-            cwd=self.path,
-            env=clean_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-
-    def ledger_rows(self) -> list[tuple[str, str, str]]:
-        path = self.path / ".jobs" / "ledger.sqlite3"
-        if not path.exists():
-            return []
-        with sqlite3.connect(path) as db:
-            return list(db.execute("SELECT task_id, call_id, state FROM calls ORDER BY spawned_at"))
-
-    def spawn_then_close_terminal(self, extra: str = "") -> list[tuple[str, str, str]]:
-        """Run `make spawn`, and kill it and its children the moment it says the jobs run."""
-        self.say("$ LOCAL=1 make spawn   # ...then the terminal is closed (the spawner is killed)")
-        before = len(self.ledger_rows())
-        proc = self.start("spawn", *([f"ARGS={extra}"] if extra else []), merge_stderr=True)
-        output = []
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            output.append(line)
-            self.say("  " + line.rstrip())
-            if "You can close this terminal" in line:
-                os.killpg(proc.pid, signal.SIGKILL)
-                break
-        proc.wait()
-        rows = self.ledger_rows()
-        if len(rows) <= before:
-            raise FlowError("spawn recorded no call ids:\n" + "".join(output))
-        return rows[before:]
-
-
-def run_flow(workdir: Path, say: Callable[[str], None] = print) -> dict:
-    """Render, start the emulator, deploy, spawn (killed), wait, results, then the stale-code guard."""
+def run_flow(project: Project) -> dict:
+    """On a freshly rendered project (defaults): set up, start the emulator, deploy, spawn (killed),
+    wait, results, then the stale-code guard. Each step is told to ``project.say``."""
     facts: dict = {}
-    project_dir = workdir / "demo-project"
-    say(f"Rendering the template with defaults into {project_dir}")
-    render(project_dir)
+    say, project_dir = project.say, project.path
     (project_dir / "tasks.jsonl").write_text(DEMO_TASKS + "\n")
-    project = Project(project_dir, say)
     project.make("setup", local=False)
     project.make("local-up", local=False)
     try:
@@ -131,30 +40,30 @@ def run_flow(workdir: Path, say: Callable[[str], None] = print) -> dict:
         if set(facts["states"].values()) != {"succeeded"}:
             raise FlowError(f"not every task succeeded: {facts['states']}")
         project.make("results")
-        results = {p.stem: json.loads(p.read_text()) for p in (project_dir / "results").glob("*.json")}
+        results = {p.stem: json.loads(p.read_text()) for p in project.results_dir().glob("*.json")}
         facts["results"] = results
         if sorted(results) != sorted(t for t, _, _ in spawned):
             raise FlowError(f"results missing: {sorted(results)}")
         say(f"  {len(results)} results, e.g. pi-1000000 -> {results['pi-1000000']['pi']:.9f}")
 
         say("Editing the job without redeploying...")
-        workload = next(project_dir.glob("*/workload.py"))
-        workload.write_text(workload.read_text().replace('result = {"task_id"', 'result = {"code": "v2", "task_id"'))
-        before = project.ledger_rows()
+        workload = project.package.relative_to(project_dir) / "workload.py"
+        project.edit(str(workload), 'result = {"task_id"', 'result = {"code": "v2", "task_id"')
+        before = project.ledger()
         refused = project.make("spawn", "ARGS=--force", check=False)
         facts["refused"] = refused
         message = next((line for line in refused.stderr.splitlines() if "make deploy" in line), "(no message)")
         say("  refused: " + message.strip())
         if refused.returncode == 0 or "make deploy" not in refused.stderr:
             raise FlowError(f"spawn onto a stale deployment was not refused:\n{refused.stdout}\n{refused.stderr}")
-        if project.ledger_rows() != before:
+        if project.ledger() != before:
             raise FlowError("a refused spawn changed the ledger")
 
         project.make("deploy")
-        project.spawn_then_close_terminal("--force")
+        project.spawn_then_close_terminal("ARGS=--force")
         project.make("wait", "ARGS=--interval 0.5")
         project.make("results")
-        new = json.loads((project_dir / "results" / "pi-1000.json").read_text())
+        new = json.loads((project.results_dir() / "pi-1000.json").read_text())
         facts["new_result"] = new
         if new.get("code") != "v2":
             raise FlowError(f"after redeploy the job still ran old code: {new}")
@@ -175,35 +84,3 @@ def run_flow(workdir: Path, say: Callable[[str], None] = print) -> dict:
     finally:
         project.make("local-down", local=False, check=False)
     return facts
-
-
-# ------------------------------------------------- helpers of the e2e tests that break things
-def tasks_file(project: Path, name: str, ids: list[str], **params) -> str:
-    (project / name).write_text("".join(json.dumps({"id": i, **params}) + "\n" for i in ids))
-    return name
-
-
-def start_emulator(project: Project, *options: str) -> None:
-    """The project's own emulator (installed by `make local-up`), with extra options."""
-    python = project.path / ".venv" / "bin" / "python"
-    cmd = [str(python), "-m", "modal_emu", "serve", "--state-dir", ".modal-local", "--detach", *options]
-    subprocess.run(cmd, cwd=project.path, env=clean_env(), check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture(autouse=True)
-def own_ledger(monkeypatch, tmp_path):
-    """Each test keeps its own ledger and results (the generated settings read these variables)."""
-    monkeypatch.setenv("JOB_LEDGER", str(tmp_path / "ledger.sqlite3"))
-    monkeypatch.setenv("JOB_RESULTS_DIR", str(tmp_path / "results"))
-    return tmp_path
-
-
-def ledger(project: Project) -> list[tuple[str, str, str]]:
-    path = Path(os.environ["JOB_LEDGER"])
-    if not path.exists():
-        return []
-    with sqlite3.connect(path) as db:
-        try:
-            return list(db.execute("SELECT task_id, call_id, state FROM calls ORDER BY id"))
-        except sqlite3.OperationalError:  # the spawner is creating the ledger right now
-            return []

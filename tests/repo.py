@@ -12,7 +12,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from tests.flow import ROOT
+from tests.project import ROOT
 
 # An identity for the commits of tests (and of copier update's own scratch repositories): CI runners have none.
 IDENTITY = {

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 import yaml
 
-from tests.flow import ROOT
+from tests.project import ROOT
 
 
 class _Page(HTMLParser):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.flow import ROOT, clean_env
+from tests.project import ROOT, Project, clean_env
 from tests.repo import copy_working_tree
 from tests.repo import git as _git
 
@@ -51,12 +51,9 @@ def copier_copy(src: str, dst: Path, env: dict[str, str], *args: str, cwd: Path 
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=120)
 
 
-def make(project: Path, *args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        ["make", *args], cwd=project, env=env, capture_output=True, text=True, check=False, timeout=timeout
-    )
-    assert proc.returncode == 0, f"`make {' '.join(args)}` failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc
+def make(project: Path, *args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    """`make ARGS` in that shell's environment (which sets LOCAL itself where the test wants it)."""
+    return Project(project, env=env).make(*args, local=False, check=check)
 
 
 def install_command(project: Path, env: dict[str, str]) -> str:
@@ -93,7 +90,7 @@ def test_git_source_past_a_tag_runs_the_whole_local_flow(template_repo, tmp_path
         waited = make(project, "wait", "ARGS=--json --interval 0.5", env=env)
         assert {c["task_id"]: c["state"] for c in json.loads(waited.stdout)} == {"a": "succeeded", "b": "succeeded"}
     finally:
-        down = subprocess.run(["make", "local-down"], cwd=project, env=env, capture_output=True, text=True)
+        down = make(project, "local-down", env=env, check=False)
     assert down.returncode == 0 and "stopped" in down.stdout + down.stderr, down
     again = make(project, "local-down", env=env)
     assert "not running" in again.stdout + again.stderr

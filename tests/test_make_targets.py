@@ -10,30 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.flow import ROOT, clean_env, render
+from tests.project import ROOT, Env, Project, clean_env
 
 NOT_RUNNING = "LOCAL=1 but the local emulator is not running: run `make local-up` first"
 
 
-def make(project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300):
-    return subprocess.run(
-        ["make", *args],
-        cwd=project,
-        env={**clean_env(), **(env or {})},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
+def make(project: Project, *args: str, env: Env | None = None) -> subprocess.CompletedProcess:
+    """`make ARGS` with no LOCAL of ours (a test sets it in ``env`` or ``args`` the way a user does)."""
+    return project.make(*args, local=False, check=False, env=env)
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def project(projects) -> Project:
     """One rendered project with its environment, shared by the tests below (none starts the emulator)."""
-    dst = render(tmp_path_factory.mktemp("make") / "p")
-    proc = make(dst, "setup")
-    assert proc.returncode == 0, proc.stderr
-    return dst
+    return projects.new("make")
 
 
 @pytest.mark.parametrize("target", ["help", "setup", "local-down", "-n lint", "-n test"])
@@ -52,17 +42,17 @@ def test_local_preempt_without_the_emulator_says_how_to_start_it(project):
     assert proc.stderr.splitlines()[0] == "the local emulator is not running: run `make local-up` first", proc.stderr
 
 
-def test_setup_installs_uv_into_tools_when_the_machine_has_none(tmp_path):
+def test_setup_installs_uv_into_tools_when_the_machine_has_none(projects):
     """A machine with git, python3 and make only: `make setup` gets uv itself (dry run: the real install
     is the template repo's own bootstrap, which every fresh CI clone runs)."""
-    project = render(tmp_path / "p")
-    bare = {k: v for k, v in clean_env().items() if k != "UV"}
-    bare["PATH"] = "/usr/bin:/bin"
-    if subprocess.run(["sh", "-c", "command -v uv"], env=bare, capture_output=True).returncode == 0:
+    project = projects.new("bare", setup=False)
+    bare: Env = {"PATH": "/usr/bin:/bin", "UV": None}
+    found = subprocess.run(["sh", "-c", "command -v uv"], env=project.command_env(env=bare), capture_output=True)
+    if found.returncode == 0:
         pytest.skip("this machine has uv in /usr/bin or /bin")
-    proc = subprocess.run(["make", "-n", "setup"], cwd=project, env=bare, capture_output=True, text=True, timeout=60)
+    proc = make(project, "-n", "setup", env=bare)
     assert proc.returncode == 0, proc.stderr
-    assert "python3 -m venv .tools" in proc.stdout and f"{project}/.tools/bin/uv sync" in proc.stdout, proc.stdout
+    assert "python3 -m venv .tools" in proc.stdout and f"{project.path}/.tools/bin/uv sync" in proc.stdout, proc.stdout
     with_uv = make(project, "-n", "setup", env={"UV": "/opt/uv/uv"})  # a uv given (or on PATH): used as it is
     assert with_uv.returncode == 0 and "venv .tools" not in with_uv.stdout, with_uv.stdout
 
@@ -77,7 +67,7 @@ def test_local_without_the_emulator_is_one_line_for_targets_that_talk_to_modal(p
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and NOT_RUNNING in lines[0], proc.stderr
-    assert not (project / ".jobs").exists(), "nothing may run before the check"
+    assert not (project.path / ".jobs").exists(), "nothing may run before the check"
 
 
 @pytest.mark.parametrize("value", ["true", "yes", "2"])
@@ -102,17 +92,17 @@ def test_local_down_says_not_running(project):
     assert "not running" in proc.stdout + proc.stderr
 
 
-def test_local_down_before_setup_creates_nothing(tmp_path):
-    dst = render(tmp_path / "fresh")
-    proc = make(dst, "local-down")
+def test_local_down_before_setup_creates_nothing(projects):
+    fresh = projects.new("fresh", setup=False)
+    proc = make(fresh, "local-down")
     assert proc.returncode == 0 and "not running" in proc.stdout + proc.stderr
-    assert not (dst / ".venv").exists() and not (dst / ".modal-local").exists()
+    assert not (fresh.path / ".venv").exists() and not (fresh.path / ".modal-local").exists()
 
 
 def test_local_down_stops_an_emulator_it_cannot_import(project):
     """`make setup` removes the emulator package from .venv (exact sync); its server.pid still says what to stop."""
     server = subprocess.Popen(["sleep", "120"], start_new_session=True)
-    state = project / ".modal-local"
+    state = project.emulator_state
     try:
         state.mkdir(exist_ok=True)
         (state / "server.pid").write_text(f"{server.pid}\n")
@@ -144,9 +134,14 @@ def fake_uv(tmp_path) -> Path:
     return path
 
 
-def _cert_env() -> dict[str, str]:
-    """The environment of a shell where the user set neither certificate variable."""
-    return {k: v for k, v in clean_env().items() if k not in ("UV_SYSTEM_CERTS", "UV_NATIVE_TLS")}
+# A shell where the user set neither certificate variable.
+NO_CERT_SETTINGS: Env = {"UV_SYSTEM_CERTS": None, "UV_NATIVE_TLS": None}
+
+
+def template_repo_make(*args: str, env: Env) -> subprocess.CompletedProcess:
+    """`make ARGS` in this template repository (not a generated project)."""
+    full = {k: v for k, v in {**clean_env(), **env}.items() if v is not None}
+    return subprocess.run(["make", *args], cwd=ROOT, env=full, capture_output=True, text=True, check=False, timeout=300)
 
 
 @pytest.mark.parametrize(
@@ -161,12 +156,11 @@ def _cert_env() -> dict[str, str]:
 @pytest.mark.parametrize("makefile", ["generated", "template repo"])
 def test_uv_uses_the_system_certificate_store(project, fake_uv, version, expected, makefile):
     """Behind a TLS-intercepting proxy only the system store has the proxy's CA: every uv call must use it."""
-    env = {**_cert_env(), "FAKE_UV_VERSION": version}
+    env = {**NO_CERT_SETTINGS, "FAKE_UV_VERSION": version}
     if makefile == "generated":
-        cmd, cwd = ["make", "setup", f"UV={fake_uv}"], project
+        proc = make(project, "setup", f"UV={fake_uv}", env=env)
     else:  # `make lint` of the template repo, with its environment taken as built (-o: never rebuilt here)
-        cmd, cwd = ["make", "-o", ".venv/.synced", "lint", f"UV={fake_uv}"], ROOT
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=60)
+        proc = template_repo_make("-o", ".venv/.synced", "lint", f"UV={fake_uv}", env=env)
     assert proc.returncode == 0, proc.stderr
     calls = [line for line in proc.stdout.splitlines() if line.startswith("fake-uv")]
     assert calls and all(line.endswith(expected) for line in calls), proc.stdout
@@ -175,11 +169,12 @@ def test_uv_uses_the_system_certificate_store(project, fake_uv, version, expecte
 def test_the_real_uv_prints_no_deprecation_warning(project):
     """uv deprecated UV_NATIVE_TLS (it warns on every call); the Makefiles use its replacement."""
     runs = {
-        "generated": (["make", "setup"], project),
+        "generated": make(project, "setup", env=NO_CERT_SETTINGS),
         # one uv call through the template repo's Makefile and its exported settings
-        "template repo": (["make", "--eval", "uv-call: ; @$(UV) pip list >/dev/null", "uv-call"], ROOT),
+        "template repo": template_repo_make(
+            "--eval", "uv-call: ; @$(UV) pip list >/dev/null", "uv-call", env=NO_CERT_SETTINGS
+        ),
     }
-    for name, (cmd, cwd) in runs.items():
-        proc = subprocess.run(cmd, cwd=cwd, env=_cert_env(), capture_output=True, text=True, check=False, timeout=300)
+    for name, proc in runs.items():
         assert proc.returncode == 0, f"{name}: {proc.stderr}"
         assert "deprecated" not in proc.stderr.lower(), f"{name}: {proc.stderr}"

@@ -14,7 +14,7 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from tests.flow import ROOT
+from tests.project import ROOT
 
 
 def uv() -> str:

@@ -6,17 +6,14 @@ worst-case cost is above the threshold is refused when there is no terminal to c
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.flow import ROOT, Project, clean_env, own_ledger, render  # noqa: F401 (own_ledger: autouse)
+from tests.project import ROOT, Project
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("own_ledger")]
 
 GRID = """\
 name: pi
@@ -28,38 +25,23 @@ GRID_IDS = [f"pi_n-{n}_seconds-{s}" for n in (10, 100, 1000) for s in ("0", "0.1
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Project:
-    proj = Project(render(tmp_path_factory.mktemp("sweeps") / "proj"))
-    proj.make("setup", local=False)
-    proj.make("local-up", local=False)
+def project(projects) -> Project:
+    proj = projects.new("sweeps")
+    proj.up()
     try:
         proj.make("deploy")
         yield proj
     finally:
-        proj.make("local-down", local=False, check=False)
+        proj.down()
 
 
 def spawn(project: Project, tasks: str, *args: str, **env: str) -> subprocess.CompletedProcess:
     """`LOCAL=1 make spawn` as a script or CI runs it: stdin is not a terminal."""
-    cmd = ["make", "spawn", "LOCAL=1", f"TASKS={tasks}", f"ARGS={' '.join(args)}"]
-    return subprocess.run(
-        cmd,
-        cwd=project.path,
-        env={**clean_env(), **env},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return project.make("spawn", f"TASKS={tasks}", f"ARGS={' '.join(args)}", env=env, check=False)
 
 
-def ledger_params() -> list[tuple[str, dict]]:
-    path = Path(os.environ["JOB_LEDGER"])
-    if not path.exists():
-        return []
-    with sqlite3.connect(path) as db:
-        return [(task, json.loads(params)) for task, params in db.execute("SELECT task_id, params FROM calls")]
+def ledger_params(project: Project) -> list[tuple[str, dict]]:
+    return [(task, json.loads(params)) for task, params in project.ledger("task_id", "params")]
 
 
 def test_a_grid_is_costed_then_spawned_once_per_combination(project: Project):
@@ -70,18 +52,18 @@ def test_a_grid_is_costed_then_spawned_once_per_combination(project: Project):
     assert "worst case $14.39: 6 task(s) x 3 attempt(s) x 1 h timeout on 1 x L4" in refused.stderr, refused.stderr
     assert "above COST_CONFIRM_USD" in refused.stderr and "nothing was spawned" in refused.stderr
     assert "Traceback" not in refused.stderr
-    assert ledger_params() == [], "a refused batch spawns nothing"
+    assert ledger_params(project) == [], "a refused batch spawns nothing"
 
     spawned = spawn(project, "sweep.yaml", "--yes", "--json", JOB_COST_CONFIRM_USD="1")
     assert spawned.returncode == 0, spawned.stderr
     assert sorted(c["task_id"] for c in json.loads(spawned.stdout)) == sorted(GRID_IDS)
-    recorded = dict(ledger_params())["pi_n-100_seconds-0.1"]
+    recorded = dict(ledger_params(project))["pi_n-100_seconds-0.1"]
     assert {k: recorded[k] for k in ("n", "seconds")} == {"n": 100, "seconds": 0.1}  # + the workload's defaults
 
     again = spawn(project, "sweep.yaml")
     assert again.returncode == 0, again.stderr
     assert "nothing to spawn" in again.stderr
-    assert sorted(task for task, _ in ledger_params()) == sorted(GRID_IDS), "a re-run spawns nothing"
+    assert sorted(task for task, _ in ledger_params(project)) == sorted(GRID_IDS), "a re-run spawns nothing"
 
 
 def test_a_mistyped_parameter_spawns_nothing(project: Project):
@@ -95,7 +77,7 @@ def test_a_mistyped_parameter_spawns_nothing(project: Project):
         assert proc.returncode != 0
         assert message in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) <= 2 and "Traceback" not in proc.stderr
-    assert ledger_params() == [], "nothing is spawned when any task is wrong"
+    assert ledger_params(project) == [], "nothing is spawned when any task is wrong"
 
 
 def test_the_rate_table_prices_every_gpu_the_template_offers():

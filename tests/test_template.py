@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from tests.flow import ROOT
+from tests.project import ROOT
 
 QUESTIONS = yaml.safe_load((ROOT / "copier.yml").read_text())
 
@@ -128,6 +128,18 @@ def test_copier_cli_names_the_question_of_a_mistyped_answer(tmp_path, answer, qu
     last = proc.stderr.strip().splitlines()[-1]
     assert f"Validation error for question '{question}': {question}: " in last, proc.stderr[-2000:]
     assert not dst.exists()
+
+
+def test_the_docs_show_the_line_that_ends_copiers_traceback(tmp_path):
+    """README and Quickstart warn that copier prints a traceback first, and show its last line as it is."""
+    dst = tmp_path / "p"
+    cmd = [sys.executable, "-m", "copier", "copy", "--defaults", "--quiet", "-d", "gpu_count=9", str(ROOT), str(dst)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and "Traceback" in proc.stderr, proc.stderr
+    for doc in ("README.md", "docs/quickstart.md"):
+        text = " ".join((ROOT / doc).read_text().split())
+        assert lines[-1] in text and "traceback" in text, f"{doc} does not show {lines[-1]!r}"
 
 
 @pytest.mark.parametrize(

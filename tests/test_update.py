@@ -15,6 +15,7 @@ import pytest
 import yaml
 from copier import run_copy, run_update
 
+from tests.project import Project
 from tests.repo import FIRST_RELEASE, GIT, IDENTITY, repo_with_working_tree
 from tests.test_generated import READ_SETTINGS
 
@@ -69,11 +70,10 @@ def assert_clean_merge(project: Path) -> None:
 def test_update_keeps_the_users_edits_and_brings_the_templates_changes(template, tmp_path):
     old = render(template, tmp_path / "old")
     project = render(template, tmp_path / "project")
-    workload = project / PACKAGE / "workload.py"
-    workload.write_text(workload.read_text().replace('result = {"task_id"', 'result = {"owner": "me", "task_id"'))
+    user = Project(project)
+    user.edit(f"{PACKAGE}/workload.py", 'result = {"task_id"', 'result = {"owner": "me", "task_id"')
     (project / "tasks.jsonl").write_text('{"id": "mine-1", "n": 50}\n{"id": "mine-2", "n": 500}\n')
-    pyproject = project / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('"pyyaml>=6"]', '"pyyaml>=6", "rich>=13"]', 1))
+    user.edit("pyproject.toml", '"pyyaml>=6"]', '"pyyaml>=6", "rich>=13"]')
     edited = {rel: (project / rel).read_bytes() for rel in [*OWNED, "pyproject.toml"]}
     commit(project, "my job")
 
@@ -143,7 +143,7 @@ def test_migration_carries_a_renamed_app_into_the_answers(template, tmp_path):
     settings agree on the new name. Fails without the migration: the answers keep the old one."""
     project = render(template, tmp_path / "project")
     settings = project / PACKAGE / "settings.py"
-    settings.write_text(settings.read_text().replace('APP_NAME = "modal-jobs"', 'APP_NAME = "renamed-jobs"'))
+    Project(project).edit(f"{PACKAGE}/settings.py", 'APP_NAME = "modal-jobs"', 'APP_NAME = "renamed-jobs"')
     commit(project, "rename the app, as settings.py said")
 
     update(project)
@@ -156,8 +156,7 @@ def test_migration_carries_a_renamed_app_into_the_answers(template, tmp_path):
 
 def test_migration_refuses_a_name_that_is_no_valid_answer(template, tmp_path, capfd):
     project = render(template, tmp_path / "project")
-    settings = project / PACKAGE / "settings.py"
-    settings.write_text(settings.read_text().replace('APP_NAME = "modal-jobs"', 'APP_NAME = "My Jobs"'))
+    Project(project).edit(f"{PACKAGE}/settings.py", 'APP_NAME = "modal-jobs"', 'APP_NAME = "My Jobs"')
     commit(project, "a name Modal would refuse")
 
     with pytest.raises(Exception, match="names_from_settings"):
