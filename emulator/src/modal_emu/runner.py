@@ -222,7 +222,9 @@ class Runner:
         container.current = (call_id, idx)
         for event in container.drained.values():
             event.clear()
-        self._log(call_id, f"attempt {item['attempts']} of input {idx} started in container {container.proc.pid}")
+        # The server log's, never the call's: one line per input among the user's would push them out of `--tail`.
+        pid = container.proc.pid
+        log.debug("%s: attempt %s of input %s started in container %s", call_id, item["attempts"], idx, pid)
         while container.notes:
             self._log(call_id, container.notes.pop(0))
         # A generator's items, as it yields them (the worker creates the folder with the first one).
