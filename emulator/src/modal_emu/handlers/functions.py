@@ -333,7 +333,7 @@ async def FunctionGetOutputs(emu, request: api_pb2.FunctionGetOutputsRequest) ->
     keep_waiting = _is_map_stream(call) and not request.clear_on_success
     deadline = time.monotonic() + max(request.timeout, 0)
     while True:
-        changed = emu.outputs_changed()
+        changed = emu.outputs_changed(call["id"])
         outputs, unfinished, position = _collect(emu, call, request)
         remaining = deadline - time.monotonic()
         if outputs or (unfinished == 0 and not keep_waiting) or remaining <= 0:
