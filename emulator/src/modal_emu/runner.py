@@ -26,7 +26,6 @@ from modal_proto import api_pb2
 
 from . import notices, volumemounts
 from .local import client_env
-from .store import atomic_write
 from .worker import END_OF_INPUT, REPLY_FD_ENV, STARTED
 
 if TYPE_CHECKING:
@@ -34,14 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modal_emu")
 GS = api_pb2.GenericResult
-
-
-def result_path(emu: Emulator, call_id: str, idx: str):
-    return emu.store.call_dir(call_id) / f"{idx}.out"
-
-
-def input_path(emu: Emulator, call_id: str, idx: str):
-    return emu.store.call_dir(call_id) / f"{idx}.in"
 
 
 class Container:
@@ -173,7 +164,7 @@ class Runner:
         item = self.emu.store["calls"][call_id]["inputs"][idx]
         if item["status"] == "done":
             return
-        atomic_write(result_path(self.emu, call_id, idx), result.SerializeToString())
+        self.emu.store.put_payload(call_id, f"{idx}.out", result.SerializeToString())
         call = self.emu.store["calls"][call_id]
         call["finished"] = seq = call.get("finished", 0) + 1  # the order outputs finished in: a map's stream
         item.update(status="done", result_status=int(result.status), finished_at=time.time(), seq=seq)
@@ -241,13 +232,14 @@ class Runner:
         shutil.rmtree(chunks, ignore_errors=True)  # an earlier attempt's
         item["pid"] = pid
         emu.store.save()  # running, and where: a restarted emulator reports it lost, never runs it twice
+        function_input = emu.store.payload(call_id, f"{idx}.in")
         command = {
-            "in": str(input_path(emu, call_id, idx)),
+            "size": len(function_input),
             "chunks": str(chunks),
             "env": {"MODAL_EMU_FUNCTION_CALL_ID": call_id, "MODAL_EMU_INPUT_ID": item["input_id"]},
         }
         try:
-            container.proc.stdin.write((json.dumps(command) + "\n").encode())
+            container.proc.stdin.write((json.dumps(command) + "\n").encode() + function_input)
             await container.proc.stdin.drain()
             outcome, result = await self._outcome(container, fn["timeout_secs"])
             if outcome == "done":

@@ -1,11 +1,12 @@
 """A container: ``python -m modal_emu.worker ROOT MODULE FUNCTION``.
 
 Imports MODULE from the deployed files in ROOT once, then runs inputs one after
-another. Each input is a JSON line on stdin naming its input file and a directory
-for generator output; the worker calls the undecorated FUNCTION with the input's
-arguments and sends back a ``GenericResult`` (the return value, or the exception
-with its traceback, serialized as modal's client expects). A generator's items go
-to numbered files in that directory, and its result is a ``GeneratorDone``.
+another. Each input is a JSON line on stdin (its size, a directory for generator
+output, its environment) followed by the ``FunctionInput``'s bytes; the worker
+calls the undecorated FUNCTION with the input's arguments and sends back a
+``GenericResult`` (the return value, or the exception with its traceback,
+serialized as modal's client expects). A generator's items go to numbered files in
+that directory, and its result is a ``GeneratorDone``.
 
 The worker talks back on a pipe of its own (the file descriptor in
 ``MODAL_EMU_REPLY_FD``), never on the user's stdout: ``STARTED`` when the function
@@ -76,10 +77,9 @@ def _drain(value, chunks: Path) -> api_pb2.GeneratorDone:
     return api_pb2.GeneratorDone(items_total=count)
 
 
-def run_one(load, command: dict) -> api_pb2.GenericResult:
+def run_one(load, command: dict, function_input: bytes) -> api_pb2.GenericResult:
     os.environ.update(command.get("env", {}))
-    with open(command["in"], "rb") as f:
-        item = api_pb2.FunctionInput.FromString(f.read())
+    item = api_pb2.FunctionInput.FromString(function_input)
     try:
         args, kwargs = deserialize_data_format(item.args, item.data_format, None)
         fn = load()
@@ -156,9 +156,11 @@ def main(argv: list[str]) -> int:
             loaded.append(target)
         return loaded[0]
 
-    for line in sys.stdin:
+    commands = sys.stdin.buffer
+    while line := commands.readline():
         command = json.loads(line)
-        result = run_one(load, command)
+        function_input = commands.read(command["size"])
+        result = run_one(load, command, function_input)
         # The function has returned: an interrupt (a preemption) arriving now must not lose its result.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
