@@ -48,6 +48,7 @@ lint: dev ## Lint the template repo
 bench: dev ## Emulator benchmarks
 	$(UV) run python bench/bench_emulator.py
 	$(UV) run python bench/bench_store.py
+	$(UV) run python bench/bench_cpu.py
 
 bench-sweep: dev ## A 1,000-task sweep through a generated project at 50 ms RTT vs a sequential spawn loop
 	$(UV) run python bench/bench_sweep.py $(ARGS)
