@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modal_emu")
 GS = api_pb2.GenericResult
+MAX_LINE = 1 << 16  # a container's output without a newline is logged in pieces of this many bytes
 
 
 class Container:
@@ -412,19 +413,42 @@ class Runner:
         return env
 
     async def _pump(self, stream: asyncio.StreamReader | None, container: Container, fd: int) -> None:
-        """Copy a container's output, line by line, into the logs of the input it is running."""
+        """Copy a container's output, line by line, into the logs of the input it is running. Read in chunks
+        and cut at newlines here: a line of any length passes (``readline`` gives up past 64 KiB: the pump
+        stopped, and nothing more the container printed was read), one without a newline (a progress bar's
+        ``\\r`` updates) is logged once it passes ``MAX_LINE``, and lines that arrived together are appended
+        together."""
         assert stream is not None
-        async for line in stream:
+        pending = b""
+        while chunk := await stream.read(MAX_LINE):
+            data = pending + chunk
+            cut = data.rfind(b"\n") + 1
+            if cut == 0 and len(data) >= MAX_LINE:  # keep what may be the start of an END_OF_INPUT
+                cut = len(data) - len(END_OF_INPUT)
+            pending = data[cut:]
+            if cut:
+                self._log_output(container, fd, data[:cut])
+        if pending:
+            self._log_output(container, fd, pending)
+
+    def _log_output(self, container: Container, fd: int, data: bytes) -> None:
+        lines = [line + b"\n" for line in data.split(b"\n")]
+        lines[-1] = lines[-1][:-1]  # what followed the last newline (nothing, or a line cut at MAX_LINE)
+        texts = []
+        for line in lines:
             if line.endswith(END_OF_INPUT):
                 line = line[: -len(END_OF_INPUT)]
                 container.drained[fd].set()
-                if not line:
-                    continue
-            if container.current is None:
-                log.info("container %s: %s", container.proc.pid, line.decode(errors="replace").rstrip())
-                continue
-            call_id, idx = container.current
-            self.emu.logs.append(self.emu.store["calls"][call_id], idx, fd, line.decode(errors="replace"))
+            if line:
+                texts.append(line.decode(errors="replace"))
+        if not texts:
+            return
+        if container.current is None:
+            for text in texts:
+                log.info("container %s: %s", container.proc.pid, text.rstrip())
+            return
+        call_id, idx = container.current
+        self.emu.logs.append(self.emu.store["calls"][call_id], idx, fd, *texts)
 
     def _log(self, call_id: str, message: str) -> None:
         call = self.emu.store["calls"][call_id]
