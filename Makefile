@@ -48,6 +48,7 @@ lint: dev ## Lint the template repo
 bench: dev ## Emulator benchmarks
 	$(UV) run python bench/bench_emulator.py
 	$(UV) run python bench/bench_store.py
+	$(UV) run python bench/bench_cpu.py
 
 # A Python with CUDA torch (the dev venv has no torch: there the benchmark says so and measures nothing).
 BENCH_PYTHON ?= $(CURDIR)/.venv/bin/python

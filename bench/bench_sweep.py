@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.cpu import tree_cpu  # noqa: E402
 from tests.project import Project, clean_env, render  # noqa: E402
 
 LOOP = """
@@ -44,27 +45,6 @@ def timed(project: Project, *args: str) -> float:
     t0 = time.perf_counter()
     project.make(*args, timeout=3600)
     return time.perf_counter() - t0
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds used so far by a process and its live descendants (Linux /proc; 0 elsewhere)."""
-    children: dict[int, list[int]] = {}
-    used: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        me = int(stat.parent.name)
-        children.setdefault(int(fields[1]), []).append(me)
-        used[me] = sum(int(x) for x in fields[11:15]) / tick  # utime stime cutime cstime
-    todo, total = [pid], 0.0
-    while todo:
-        current = todo.pop()
-        total += used.get(current, 0.0)
-        todo += children.get(current, [])
-    return total
 
 
 def cpu_during(project: Project, *args: str) -> tuple[float, float, float]:

@@ -3,12 +3,15 @@ messages, and the certificate setting every uv call gets (here and in the templa
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
+from modal_emu.lifeline import alive
 
 from tests.project import ROOT, Env, Project, clean_env
 
@@ -178,3 +181,45 @@ def test_the_real_uv_prints_no_deprecation_warning(project):
     for name, proc in runs.items():
         assert proc.returncode == 0, f"{name}: {proc.stderr}"
         assert "deprecated" not in proc.stderr.lower(), f"{name}: {proc.stderr}"
+
+
+def _emulator_servers(project: Project) -> list[int]:
+    """The emulator servers running for the project's .modal-local, by their command lines (as ps shows them)."""
+    script = "import sys; from modal_emu.__main__ import servers; print(*servers(sys.argv[1]))"
+    python = str(project.path / ".venv" / "bin" / "python")
+    found = subprocess.run([python, "-c", script, str(project.path / ".modal-local")], capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def test_deleting_the_state_folder_of_a_running_emulator_leaves_it_stoppable(projects):
+    """A new user deletes .modal-local while the emulator runs (to start afresh): `make local-up` must not
+    start a second server beside the first, and `make local-down` must still find and stop it."""
+    project = projects.new("state-deleted")
+    up = make(project, "local-up")
+    assert up.returncode == 0, up.stderr
+    first = int((project.path / ".modal-local" / "server.pid").read_text())
+    try:
+        shutil.rmtree(project.path / ".modal-local")
+
+        again = make(project, "local-up")
+        assert again.returncode != 0, "a second server was started beside the running one"
+        error = [line for line in again.stderr.splitlines() if line.startswith("error:")]
+        assert len(error) == 1 and f"an emulator (pid {first}) still serves" in error[0], again.stderr
+        assert "make local-down" in error[0], error
+        assert _emulator_servers(project) == [first]
+
+        down = make(project, "local-down")
+        assert down.returncode == 0 and f"stopped (pid {first})" in down.stdout + down.stderr, down.stderr
+        assert not alive(first), "make local-down left the server running"
+
+        fresh = make(project, "local-up")  # and now a new one starts, with its own files
+        assert fresh.returncode == 0, fresh.stderr
+        second = int((project.path / ".modal-local" / "server.pid").read_text())
+        assert _emulator_servers(project) == [second] != [first]
+        assert "stopped" in make(project, "local-down").stderr
+        assert _emulator_servers(project) == []
+    finally:
+        for pid in (first, *_emulator_servers(project)):
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -311,3 +312,36 @@ class TestEphemeralRuns:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         assert wait_for(marker.exists, timeout=30), "the detached run died with its client"
+
+
+def test_a_state_folder_of_the_previous_layout_still_serves_its_calls(tmp_path):
+    """Before call payloads moved into state.sqlite3 they were files (calls/<fc-id>/<idx>.in and .out): a
+    finished call of such a folder keeps its result, and an input that had not started runs from its file."""
+    emu = Emulator(tmp_path / "state", free_port())
+    emu.start()
+    try:
+        emu.modal("deploy", APP_FILE.name)
+        script = (
+            "import json, modal; f = modal.Function.from_name('emu-test', 'echo'); "
+            "calls = [f.spawn(x) for x in ('kept', 'rerun')]; [c.get(timeout=60) for c in calls]; "
+            "print(json.dumps([c.object_id for c in calls]))"
+        )
+        kept, rerun = json.loads(emu.python(script))
+        emu.stop()
+        with sqlite3.connect(emu.state_dir / "state.sqlite3") as db:  # back to the previous layout
+            for key, data in db.execute("SELECT key, data FROM payloads").fetchall():
+                (emu.state_dir / "calls" / key).parent.mkdir(parents=True, exist_ok=True)
+                (emu.state_dir / "calls" / key).write_bytes(data)
+            db.execute("DELETE FROM payloads")
+            (row,) = db.execute("SELECT data FROM rows WHERE tbl = 'calls' AND key = ?", (rerun,)).fetchone()
+            call = json.loads(row)  # that emulator stopped before this input started
+            first = call["inputs"]["0"]
+            call["inputs"]["0"] = {"input_id": first["input_id"], "created_at": first["created_at"]}
+            call["inputs"]["0"].update(status="pending", attempts=0)
+            db.execute("UPDATE rows SET data = ? WHERE tbl = 'calls' AND key = ?", (json.dumps(call), rerun))
+        (emu.state_dir / "calls" / rerun / "0.out").unlink()
+        emu.start()
+        check = f"import modal; print([modal.FunctionCall.from_id(i).get(timeout=60)['x'] for i in {[kept, rerun]!r}])"
+        assert emu.python(check).strip() == "['kept', 'rerun']"
+    finally:
+        emu.stop()

@@ -11,6 +11,7 @@ import pytest
 from conftest import APP_FILE, Emulator, free_port
 from emu_helpers import wait_for
 from modal_emu import __main__ as cli
+from modal_emu.lifeline import alive
 
 REAL_LOOKING = {"MODAL_TOKEN_ID": "ak-RealLookingTokenId123", "MODAL_TOKEN_SECRET": "as-RealLookingSecret456"}
 
@@ -103,3 +104,27 @@ def test_workers_die_with_their_server(tmp_path):
         assert not marker.exists(), "a worker of the killed emulator finished its input"
     finally:
         emu.stop()
+
+
+def test_a_stopping_server_leaves_files_that_are_not_its_own(tmp_path):
+    """Its state folder deleted and another server's files in it by now: the first one's shutdown must
+    not delete them (that left the second one unreachable and unstoppable by its files)."""
+    emu = Emulator(tmp_path / "state", free_port())
+    emu.start()
+    pid = emu.pid()
+    others = {"server.pid": "4242\n", "url": "http://127.0.0.1:1\n"}  # another server's, as it wrote them
+    try:
+        for name, text in others.items():
+            (emu.state_dir / name).write_text(text)
+        os.kill(pid, signal.SIGTERM)
+        assert wait_for(lambda: not alive(pid), timeout=30), "the server did not stop"
+        assert {name: (emu.state_dir / name).read_text() for name in others} == others
+    finally:
+        emu.stop()
+
+
+def test_a_stopping_server_removes_its_own_files(tmp_path):
+    emu = Emulator(tmp_path / "state", free_port())
+    emu.start()
+    emu.stop()
+    assert not (emu.state_dir / "server.pid").exists() and not (emu.state_dir / "url").exists()

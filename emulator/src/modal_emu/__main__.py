@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
 import logging
 import os
 import signal
@@ -34,19 +36,63 @@ def _read_url(state_dir: Path) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
-def _pid(state_dir: Path) -> int | None:
-    path = state_dir / "server.pid"
-    if not path.exists():
-        return None
-    pid = int(path.read_text().strip() or 0)
-    if not alive(pid):
-        return None
-    try:  # a server.pid left by a killed emulator may name another process by now: never signal that one
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+def _served_dir(pid: int) -> Path | None:
+    """The state folder that process ``pid`` serves, if it is an emulator server (``modal_emu serve``,
+    not the ``--detach`` that launches one): read from its command line and working folder in /proc."""
+    try:
+        argv = [os.fsdecode(arg) for arg in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]]
     except OSError:
-        return pid  # no /proc (macOS): the pid is all there is to go by
-    ours = any(b"modal_emu" in arg or b"modal-emu" in arg for arg in argv[:3])  # -m modal_emu, or the script
-    return pid if ours and b"serve" in argv else None
+        return None
+    at = next((i for i, arg in enumerate(argv) if arg == "modal_emu" or Path(arg).name == "modal-emu"), None)
+    if at is None or argv[at + 1 : at + 2] != ["serve"]:
+        return None
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+        with contextlib.redirect_stderr(io.StringIO()):
+            args, _ = build_parser().parse_known_args(argv[at + 1 :])
+    except (OSError, SystemExit):
+        return None
+    return None if args.detach else Path(cwd, args.state_dir).resolve()
+
+
+def servers(state_dir: Path) -> list[int]:
+    """The pids of the running servers of ``state_dir``, this process aside. Found by their command
+    lines, not by the folder's ``server.pid``: a state folder deleted while its server ran must not
+    hide that server (it would be left running, and a second one started beside it). Without /proc
+    (macOS), ``server.pid`` is all there is to go by."""
+    if not Path("/proc/self/cmdline").exists():
+        pid = _recorded_pid(state_dir)
+        return [pid] if pid is not None and pid != os.getpid() and alive(pid) else []
+    target = Path(state_dir).resolve()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid() and _served_dir(int(entry.name)) == target:
+            found.append(int(entry.name))
+    return sorted(pid for pid in found if alive(pid))
+
+
+def _recorded_pid(state_dir: Path) -> int | None:
+    try:
+        return int((state_dir / "server.pid").read_text().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def _pid(state_dir: Path) -> int | None:
+    return next(iter(servers(state_dir)), None)
+
+
+def _files_gone(state_dir: Path, pid: int) -> str:
+    """The error for a server whose files in its state folder are gone (the folder deleted while it ran)."""
+    return (
+        f"error: an emulator (pid {pid}) still serves {state_dir}, but its files there are gone (deleted while "
+        f"it ran?): stop it with `python -m modal_emu stop --state-dir {state_dir}` (`make local-down` in a "
+        "generated project), then start it again"
+    )
+
+
+def _has_its_files(state_dir: Path, pid: int) -> bool:
+    return _recorded_pid(state_dir) == pid and _read_url(state_dir) is not None
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -56,8 +102,12 @@ def serve(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir)
     if args.detach:
         return _detach(args, state_dir)
-    if (pid := _pid(state_dir)) is not None and pid != os.getpid():
-        print(f"error: an emulator (pid {pid}) already serves {state_dir}; stop it first", file=sys.stderr)
+    if (pid := _pid(state_dir)) is not None:
+        if not _has_its_files(state_dir, pid):
+            print(_files_gone(state_dir, pid), file=sys.stderr)
+            return 1
+        stop_it = f"python -m modal_emu stop --state-dir {state_dir}"
+        print(f"error: an emulator (pid {pid}) already serves {state_dir}; stop it first: {stop_it}", file=sys.stderr)
         return 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.verbose:  # our own lines only: the HTTP/2 libraries' debug output is megabytes per sweep
@@ -94,11 +144,15 @@ def serve_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
 
 def _detach(args: argparse.Namespace, state_dir: Path) -> int:
     if (pid := _pid(state_dir)) is not None:
+        if not _has_its_files(state_dir, pid):
+            print(_files_gone(state_dir, pid), file=sys.stderr)
+            return 1
         print(f"already running (pid {pid})", file=sys.stderr)
         _print_env(_read_url(state_dir) or "", state_dir)
         return 0
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "url").unlink(missing_ok=True)
+    args.state_dir = str(state_dir.resolve())  # the server's command line names its folder wherever it runs
     argv = [sys.executable, "-m", "modal_emu", "serve", *serve_argv(args.parser, args)]
     with open(state_dir / "server.log", "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -118,24 +172,31 @@ def _detach(args: argparse.Namespace, state_dir: Path) -> int:
 
 def stop(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir)
-    pid = _pid(state_dir)
-    if pid is None:
+    pids = servers(state_dir)
+    if not pids:
         print("not running", file=sys.stderr)
         return 0
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _pid(state_dir) == pid:
-        time.sleep(0.05)
-    if _pid(state_dir) == pid:
-        os.kill(pid, signal.SIGKILL)
-    print(f"stopped (pid {pid})", file=sys.stderr)
+    for pid in pids:  # one, unless an older version started a second beside a deleted folder's
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and alive(pid):
+            time.sleep(0.05)
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        print(f"stopped (pid {pid})", file=sys.stderr)
     return 0
 
 
 def env(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir)
-    url = _read_url(state_dir)
-    if url is None or _pid(state_dir) is None:
+    url, pid = _read_url(state_dir), _pid(state_dir)
+    if pid is not None and not _has_its_files(state_dir, pid):
+        print(_files_gone(state_dir, pid), file=sys.stderr)
+        return 1
+    if url is None or pid is None:
         print(f"error: no emulator running for {state_dir}: run `python -m modal_emu serve --detach`", file=sys.stderr)
         return 1
     _print_env(url, state_dir)
@@ -164,7 +225,7 @@ def preempt(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modal_emu", description="Local emulator of Modal's API (127.0.0.1 only).")
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="run the emulator")
@@ -210,12 +271,17 @@ def main(argv: list[str] | None = None) -> int:
     p_preempt.add_argument(
         "--grace", type=float, default=30.0, metavar="S", help="seconds between SIGINT and SIGKILL (default 30)"
     )
-    p_preempt.set_defaults(func=preempt)
+    p_preempt.set_defaults(func=preempt, parser=p_preempt)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "preempt" and valid_grace(args.grace) is None:
-        p_preempt.error(f"--grace {args.grace:g}: give the seconds between SIGINT and SIGKILL, 0 or more")
+        args.parser.error(f"--grace {args.grace:g}: give the seconds between SIGINT and SIGKILL, 0 or more")
     if args.command == "preempt" and args.call is not None and not args.call.startswith("fc-"):
-        p_preempt.error(f"--call {args.call}: not a function call id (those start with fc-)")
+        args.parser.error(f"--call {args.call}: not a function call id (those start with fc-)")
     if getattr(args, "concurrency", 1) < 1:
         parser.error("--concurrency must be at least 1")
     return args.func(args)

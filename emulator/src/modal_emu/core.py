@@ -37,7 +37,7 @@ class Emulator:
         self.logs = Logs(self.store)
         self.blob_url = ""  # set once the blob HTTP server is listening
         self.server_url = ""
-        self._outputs_changed = asyncio.Event()
+        self._outputs_changed: dict[str, asyncio.Event] = {}  # by call id, while someone waits on it
         self.queues_changed = asyncio.Condition()  # a put on a Queue wakes blocking gets
         self.runner = Runner(self)
 
@@ -46,14 +46,16 @@ class Emulator:
         if self.config.latency_ms:
             await asyncio.sleep(self.config.latency_ms / 1000)
 
-    async def notify_outputs(self) -> None:
-        """Wake everyone waiting for outputs: the current event fires, later waiters get a new one."""
-        changed, self._outputs_changed = self._outputs_changed, asyncio.Event()
-        changed.set()
+    async def notify_outputs(self, call_id: str) -> None:
+        """Wake everyone waiting for the outputs of ``call_id``: the current event fires, later waiters get
+        a new one. Only that call's waiters: each wake-up costs a look at the call's inputs."""
+        changed = self._outputs_changed.pop(call_id, None)
+        if changed is not None:
+            changed.set()
 
-    def outputs_changed(self) -> asyncio.Event:
-        """Take this before looking at the outputs, then wait on it: no change in between is missed."""
-        return self._outputs_changed
+    def outputs_changed(self, call_id: str) -> asyncio.Event:
+        """Take this before looking at the call's outputs, then wait on it: no change in between is missed."""
+        return self._outputs_changed.setdefault(call_id, asyncio.Event())
 
     def recover(self) -> None:
         """After a restart: fail what was running (the process is gone), requeue what never started."""

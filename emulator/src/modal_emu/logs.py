@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from .store import Store
 
@@ -18,22 +19,22 @@ class Logs:
     def __init__(self, store: Store):
         self.store = store
 
-    def append(self, call: dict, idx: str | None, fd: int, text: str) -> None:
+    def append(self, call: dict, idx: str | None, fd: int, *texts: str) -> None:
+        """Log lines of a call (of its input ``idx``, or of the call itself): one entry each."""
         plain = self.store.log_path(call["id"])
-        plain.parent.mkdir(parents=True, exist_ok=True)
-        with open(plain, "a", encoding="utf-8") as f:
-            f.write(text)
+        with _open(plain) as f:
+            f.writelines(texts)
         entry = {
             "ts": time.time(),
             "fd": fd,
-            "data": text,
+            "data": "",
             "app_id": call["app_id"],
             "function_id": call["function_id"],
             "function_call_id": call["id"],
             "input_id": call["inputs"][idx]["input_id"] if idx is not None else "",
         }
-        with open(plain.with_suffix(".jsonl"), "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry) + "\n")
+        with _open(plain.with_suffix(".jsonl")) as f:
+            f.writelines(json.dumps({**entry, "data": text}) + "\n" for text in texts)
 
     def entries(
         self,
@@ -65,3 +66,11 @@ class Logs:
                     continue
                 found.append(entry)
         return iter(sorted(found, key=lambda e: e["ts"]))
+
+
+def _open(path: Path):
+    try:  # the folder exists but for the first line: no mkdir per line
+        return open(path, "a", encoding="utf-8")
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "a", encoding="utf-8")

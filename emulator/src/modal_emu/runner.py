@@ -26,31 +26,33 @@ from modal_proto import api_pb2
 
 from . import notices, volumemounts
 from .local import client_env
-from .store import atomic_write
-from .worker import END_OF_INPUT
+from .worker import END_OF_INPUT, REPLY_FD_ENV, STARTED
 
 if TYPE_CHECKING:
     from .core import Emulator
 
 log = logging.getLogger("modal_emu")
 GS = api_pb2.GenericResult
-
-
-def result_path(emu: Emulator, call_id: str, idx: str):
-    return emu.store.call_dir(call_id) / f"{idx}.out"
-
-
-def input_path(emu: Emulator, call_id: str, idx: str):
-    return emu.store.call_dir(call_id) / f"{idx}.in"
+MAX_LINE = 1 << 16  # a container's output without a newline is logged in pieces of this many bytes
 
 
 class Container:
     """A worker process of one function version; like a Modal container it runs
     inputs one after another and stays warm for a while between them."""
 
-    def __init__(self, key: tuple[str, str], proc: asyncio.subprocess.Process, notes: list[str]):
+    def __init__(
+        self,
+        key: tuple[str, str],
+        proc: asyncio.subprocess.Process,
+        notes: list[str],
+        replies: asyncio.StreamReader,
+        replies_pipe: asyncio.BaseTransport,
+    ):
         self.key = key
         self.proc = proc
+        self.replies = replies  # the worker's protocol pipe: "started" and each result (worker.REPLY_FD_ENV)
+        self.replies_pipe = replies_pipe
+        self.exited = asyncio.ensure_future(proc.wait())
         self.current: tuple[str, str] | None = None
         self.reaper: asyncio.TimerHandle | None = None  # stops it once it has been idle long enough
         self.pumps: list[asyncio.Future] = []
@@ -62,6 +64,8 @@ class Container:
         self.drained = {fd: asyncio.Event() for fd in (api_pb2.FILE_DESCRIPTOR_STDOUT, api_pb2.FILE_DESCRIPTOR_STDERR)}
 
     async def logs_complete(self, timeout: float = 5.0) -> None:
+        if all(event.is_set() for event in self.drained.values()):
+            return
         waits = [asyncio.ensure_future(event.wait()) for event in self.drained.values()]
         await asyncio.wait(waits, timeout=timeout)  # a worker that closed its stdout sends no marker
         for wait in waits:
@@ -73,6 +77,7 @@ class Container:
         _kill(self.proc)
         await self.proc.wait()
         await asyncio.gather(*self.pumps, return_exceptions=True)
+        self.replies_pipe.close()
 
 
 class Runner:
@@ -109,7 +114,7 @@ class Runner:
                 if container.current == (call_id, idx):
                     _kill(container.proc)
         self.emu.store.save()
-        await self.emu.notify_outputs()
+        await self.emu.notify_outputs(call_id)
 
     def preempt(self, call_id: str | None = None, grace_s: float = 30.0) -> list[tuple[str, str]]:
         """Take back the containers running inputs (of ``call_id``, or all), as Modal preempts one: an
@@ -160,7 +165,7 @@ class Runner:
         item = self.emu.store["calls"][call_id]["inputs"][idx]
         if item["status"] == "done":
             return
-        atomic_write(result_path(self.emu, call_id, idx), result.SerializeToString())
+        self.emu.store.put_payload(call_id, f"{idx}.out", result.SerializeToString())
         call = self.emu.store["calls"][call_id]
         call["finished"] = seq = call.get("finished", 0) + 1  # the order outputs finished in: a map's stream
         item.update(status="done", result_status=int(result.status), finished_at=time.time(), seq=seq)
@@ -177,8 +182,8 @@ class Runner:
             async with self.slots:
                 if call.get("cancelled") or item["status"] == "done":
                     return
+                # saved with the attempt's container, before the input reaches it (``_attempt``)
                 item.update(status="running", started_at=item.get("started_at") or time.time())
-                store.save()
                 try:
                     result = await self._attempt(call_id, idx, fn)
                 except Exception as exc:  # the process could not even start: fail, never hang
@@ -206,7 +211,7 @@ class Runner:
                 self._log(call_id, f"attempt {item['attempts']} failed ({result.exception.strip()}); no retries left")
             self._finish(call_id, idx, result)
             store.save()
-            await self.emu.notify_outputs()
+            await self.emu.notify_outputs(call_id)
             return
 
     async def _attempt(self, call_id: str, idx: str, fn: dict) -> api_pb2.GenericResult | None:
@@ -214,33 +219,30 @@ class Runner:
         emu = self.emu
         item = emu.store["calls"][call_id]["inputs"][idx]
         item["attempts"] = item.get("attempts", 0) + 1
-        out = emu.store.call_dir(call_id) / f"{idx}.attempt"
-        started = out.with_suffix(".started")
-        out.unlink(missing_ok=True)
-        started.unlink(missing_ok=True)
         container = await self._container(fn)
         container.current = (call_id, idx)
         for event in container.drained.values():
             event.clear()
-        self._log(call_id, f"attempt {item['attempts']} of input {idx} started in container {container.proc.pid}")
+        pid = container.proc.pid
+        # The server log's, never the call's: one line per input among the user's would push them out of `--tail`.
+        log.debug("%s: attempt %s of input %s started in container %s", call_id, item["attempts"], idx, pid)
         while container.notes:
             self._log(call_id, container.notes.pop(0))
         # A generator's items, as it yields them (the worker creates the folder with the first one).
         chunks = emu.store.call_dir(call_id) / f"{idx}.chunks"
         shutil.rmtree(chunks, ignore_errors=True)  # an earlier attempt's
-        item["pid"] = container.proc.pid
-        emu.store.save()
+        item["pid"] = pid
+        emu.store.save()  # running, and where: a restarted emulator reports it lost, never runs it twice
+        function_input = emu.store.payload(call_id, f"{idx}.in")
         command = {
-            "in": str(input_path(emu, call_id, idx)),
-            "out": str(out),
-            "started": str(started),
+            "size": len(function_input),
             "chunks": str(chunks),
             "env": {"MODAL_EMU_FUNCTION_CALL_ID": call_id, "MODAL_EMU_INPUT_ID": item["input_id"]},
         }
         try:
-            container.proc.stdin.write((json.dumps(command) + "\n").encode())
+            container.proc.stdin.write((json.dumps(command) + "\n").encode() + function_input)
             await container.proc.stdin.drain()
-            outcome = await self._wait(container.proc, out, started, fn["timeout_secs"])
+            outcome, result = await self._outcome(container, fn["timeout_secs"])
             if outcome == "done":
                 await container.logs_complete()
         finally:
@@ -250,10 +252,10 @@ class Runner:
                 self._release(container)
             else:  # no warm containers: one process per input
                 await self._close(container)
-            return GS.FromString(out.read_bytes())
+            return result
         await self._close(container)
         if container.preempted:
-            return self._preempted(call_id, out if outcome == "done" else None, container.proc.returncode, chunks)
+            return self._preempted(call_id, result, container.proc.returncode, chunks)
         if outcome == "timeout":
             message = f"Function timed out after {fn['timeout_secs']} seconds"
             self._log(call_id, message)
@@ -263,12 +265,11 @@ class Runner:
         return GS(status=GS.GENERIC_STATUS_FAILURE, exception=message)
 
     def _preempted(
-        self, call_id: str, out: Path | None, returncode: int | None, chunks: Path
+        self, call_id: str, result: api_pb2.GenericResult | None, returncode: int | None, chunks: Path
     ) -> api_pb2.GenericResult | None:
         """A preempted attempt's outcome: its result if it still returned one in the grace period; else
         None, a restart on the same input, unless it is a generator that has yielded items already (a
         restart would hand the caller a splice of two attempts): that input fails, saying so."""
-        result = GS.FromString(out.read_bytes()) if out is not None else None
         if result is not None and result.status == GS.GENERIC_STATUS_SUCCESS:
             self._log(call_id, "preempted, but the input returned within the grace period: its result is kept")
             return result
@@ -281,6 +282,45 @@ class Runner:
             self._log(call_id, f"preempted ({why}); restarting on the same input")
         return None
 
+    async def _outcome(self, container: Container, timeout: float) -> tuple[str, api_pb2.GenericResult | None]:
+        """Wait for the input's result from the worker: ("done", result); ("exited", None) if the container
+        dies before sending one; ("timeout", None) if the input runs past ``timeout`` seconds (the container
+        is killed). As on Modal, the timeout counts from when the function starts executing, not from
+        container start-up (imports), which the worker reports first. A result the worker sent just before
+        it died (a preemption's grace) still counts."""
+        began = None
+        reading: asyncio.Future | None = asyncio.ensure_future(_reply(container.replies))
+        try:
+            while True:
+                waits = {container.exited} if reading is None else {reading, container.exited}
+                left = None if began is None or not timeout else max(began + timeout - time.monotonic(), 0)
+                done, _ = await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                if reading is not None and reading in done:
+                    kind, result = reading.result()
+                    reading = None if kind == "closed" else asyncio.ensure_future(_reply(container.replies))
+                    if kind == "started":
+                        began = time.monotonic()
+                    elif kind == "result":
+                        return "done", result
+                elif container.exited in done:
+                    _kill(container.proc)  # its children too: then the pipe ends, and what was sent can be read
+                    while reading is not None:
+                        try:
+                            kind, result = await asyncio.wait_for(reading, timeout=5)
+                        except TimeoutError:
+                            break
+                        if kind == "result":
+                            return "done", result
+                        reading = None if kind == "closed" else asyncio.ensure_future(_reply(container.replies))
+                    return "exited", None
+                elif not done:
+                    _kill(container.proc)
+                    await container.exited
+                    return "timeout", None
+        finally:
+            if reading is not None:
+                reading.cancel()
+
     async def _container(self, fn: dict) -> Container:
         """A warm container of this function version if one is idle, else a new one."""
         key = (fn["id"], fn["workdir"])
@@ -292,21 +332,34 @@ class Runner:
                 container.reaper = None
             if container.proc.returncode is None:
                 return container
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "modal_emu.worker",
-            fn["workdir"],
-            fn["module_name"],
-            fn["function_name"],
-            cwd=fn["workdir"],
-            env=self._env(fn),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
+        reply_from, reply_to = os.pipe()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "modal_emu.worker",
+                fn["workdir"],
+                fn["module_name"],
+                fn["function_name"],
+                cwd=fn["workdir"],
+                env={**self._env(fn), REPLY_FD_ENV: str(reply_to)},
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                pass_fds=(reply_to,),
+            )
+        except BaseException:
+            os.close(reply_from)
+            raise
+        finally:
+            os.close(reply_to)
+        replies = asyncio.StreamReader()
+        pipe, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(replies), os.fdopen(reply_from, "rb", buffering=0)
         )
-        container = Container(key, proc, notices.for_container(fn, volumemounts_reason=self.mount_reason(fn)))
+        notes = notices.for_container(fn, volumemounts_reason=self.mount_reason(fn))
+        container = Container(key, proc, notes, replies, pipe)
         container.pumps = [
             asyncio.ensure_future(self._pump(proc.stdout, container, api_pb2.FILE_DESCRIPTOR_STDOUT)),
             asyncio.ensure_future(self._pump(proc.stderr, container, api_pb2.FILE_DESCRIPTOR_STDERR)),
@@ -329,30 +382,6 @@ class Runner:
         container.reaper = None
         self._idle[container.key].remove(container)
         asyncio.ensure_future(self._close(container))
-
-    async def _wait(self, proc: asyncio.subprocess.Process, out: Path, started: Path, timeout: float) -> str:
-        """Wait until the input's result exists ("done"), the container dies ("exited"),
-        or the input runs past ``timeout`` ("timeout": the container is killed).
-
-        As on Modal, the timeout counts from when the function starts executing,
-        not from container start-up (imports), which the worker marks with a file.
-        """
-        began = None
-        while True:
-            if out.exists():
-                return "done"
-            if proc.returncode is not None:
-                return "done" if out.exists() else "exited"
-            if began is None and started.exists():
-                began = time.monotonic()
-            if began is not None and timeout and time.monotonic() - began > timeout:
-                _kill(proc)
-                await proc.wait()
-                return "timeout"
-            try:
-                await asyncio.wait_for(asyncio.shield(proc.wait()), timeout=0.02)
-            except TimeoutError:
-                pass
 
     def mount_problems(self, fn: dict) -> list[tuple[str, str, str]]:
         """(mount path, why, what to do) for each of this function's Volumes this machine cannot mount."""
@@ -391,24 +420,59 @@ class Runner:
         return env
 
     async def _pump(self, stream: asyncio.StreamReader | None, container: Container, fd: int) -> None:
-        """Copy a container's output, line by line, into the logs of the input it is running."""
+        """Copy a container's output, line by line, into the logs of the input it is running. Read in chunks
+        and cut at newlines here: a line of any length passes (``readline`` gives up past 64 KiB: the pump
+        stopped, and nothing more the container printed was read), one without a newline (a progress bar's
+        ``\\r`` updates) is logged once it passes ``MAX_LINE``, and lines that arrived together are appended
+        together."""
         assert stream is not None
-        async for line in stream:
+        pending = b""
+        while chunk := await stream.read(MAX_LINE):
+            data = pending + chunk
+            cut = data.rfind(b"\n") + 1
+            if cut == 0 and len(data) >= MAX_LINE:  # keep what may be the start of an END_OF_INPUT
+                cut = len(data) - len(END_OF_INPUT)
+            pending = data[cut:]
+            if cut:
+                self._log_output(container, fd, data[:cut])
+        if pending:
+            self._log_output(container, fd, pending)
+
+    def _log_output(self, container: Container, fd: int, data: bytes) -> None:
+        lines = [line + b"\n" for line in data.split(b"\n")]
+        lines[-1] = lines[-1][:-1]  # what followed the last newline (nothing, or a line cut at MAX_LINE)
+        texts = []
+        for line in lines:
             if line.endswith(END_OF_INPUT):
                 line = line[: -len(END_OF_INPUT)]
                 container.drained[fd].set()
-                if not line:
-                    continue
-            if container.current is None:
-                log.info("container %s: %s", container.proc.pid, line.decode(errors="replace").rstrip())
-                continue
-            call_id, idx = container.current
-            self.emu.logs.append(self.emu.store["calls"][call_id], idx, fd, line.decode(errors="replace"))
+            if line:
+                texts.append(line.decode(errors="replace"))
+        if not texts:
+            return
+        if container.current is None:
+            for text in texts:
+                log.info("container %s: %s", container.proc.pid, text.rstrip())
+            return
+        call_id, idx = container.current
+        self.emu.logs.append(self.emu.store["calls"][call_id], idx, fd, *texts)
 
     def _log(self, call_id: str, message: str) -> None:
         call = self.emu.store["calls"][call_id]
         self.emu.logs.append(call, None, api_pb2.FILE_DESCRIPTOR_INFO, f"[modal-emu] {message}\n")
         log.info("%s: %s", call_id, message)
+
+
+async def _reply(replies: asyncio.StreamReader) -> tuple[str, api_pb2.GenericResult | None]:
+    """The worker's next message: ("started", None), ("result", the input's GenericResult), or ("closed",
+    None) once the pipe has ended (the worker is gone, or died while sending)."""
+    try:
+        header = await replies.readuntil(b"\n")
+        if header == STARTED:
+            return "started", None
+        return "result", GS.FromString(await replies.readexactly(int(header.split()[1])))
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError):
+        return "closed", None
 
 
 def _kill(proc: asyncio.subprocess.Process) -> None:

@@ -60,14 +60,24 @@ class Service:
     async def stop(self) -> None:
         self._watchdog.cancel()
         root = self.emu.store.root
-        (root / "url").unlink(missing_ok=True)
-        (root / "server.pid").unlink(missing_ok=True)
+        _remove_if_unchanged(root / "url", self.emu.server_url.encode())
+        _remove_if_unchanged(root / "server.pid", str(os.getpid()).encode())
         await self.emu.runner.shutdown()
         self._grpc.close()
         await self._grpc.wait_closed()
         if self._blob_runner is not None:
             await self._blob_runner.cleanup()
         self.emu.store.close()
+
+
+def _remove_if_unchanged(path, written: bytes) -> None:
+    """Remove a file this server wrote, unless it holds something else by now: if its state folder was
+    deleted while it ran, these may be another server's files, which must outlive this one."""
+    try:
+        if path.read_bytes() == written:
+            path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 async def run_forever(config: Config, on_ready: Callable[[str], None] = lambda url: None) -> None:

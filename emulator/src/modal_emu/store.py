@@ -6,9 +6,12 @@ emulator restarted after a crash (even ``kill -9``) still answers for earlier ca
 
 Layout::
 
-    state.sqlite3       one row per object: (table, key, JSON), in WAL mode
+    state.sqlite3       one row per object: (table, key, JSON), in WAL mode; and the payloads
+                        of calls, by "<fc-id>/<idx>.in" (FunctionInput) and ".out"
+                        (GenericResult): protobuf bytes, committed with the rows
     files/<sha256>      content of uploaded mount files and blobs
-    calls/<fc-id>/      <idx>.in (FunctionInput) and <idx>.out (GenericResult), protobuf bytes
+    calls/<fc-id>/      <idx>.chunks/: a generator's items; <idx>.in and .out of a state
+                        folder from before the payloads moved into the database
     deploy/<fu-id>/     the deployed files of a function, as uploaded (what a call runs)
     volumes/<name>/     one directory per modal.Volume
     logs/<fc-id>.log    stdout/stderr of every attempt of a call
@@ -62,6 +65,10 @@ CREATE TABLE IF NOT EXISTS rows (
     PRIMARY KEY (tbl, key)
 );
 CREATE INDEX IF NOT EXISTS rows_by_app ON rows (tbl, json_extract(data, '$.app_id'));
+CREATE TABLE IF NOT EXISTS payloads (
+    key TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
 """
 UPSERT = "INSERT INTO rows (tbl, key, data) VALUES (?, ?, ?) ON CONFLICT (tbl, key) DO UPDATE SET data = excluded.data"
 
@@ -143,6 +150,7 @@ class Store:
         self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.executescript(SCHEMA)
         self.dirty: dict[tuple[str, str], rows.Row | None] = {}
+        self.new_payloads: dict[str, bytes] = {}  # written with the rows at the next save()
         self._recent: OrderedDict[int, rows.Row] = OrderedDict()
         self._import_json(self.root / "state.json")
         self.tables = {name: Table(self, name) for name in TABLES}
@@ -164,18 +172,36 @@ class Store:
         """Make every change so far durable: writes the rows changed since the last save.
         Called from the event loop only (handlers, runner, blob server): no locking needed."""
         rows.sync_adopted()
-        if not self.dirty:
+        if not self.dirty and not self.new_payloads:
             return
         changed, self.dirty = self.dirty, {}
+        payloads, self.new_payloads = self.new_payloads, {}
         deleted = [key for key, row in changed.items() if row is None]
         upserts = [(t, k, json.dumps(row, separators=(",", ":"))) for (t, k), row in changed.items() if row is not None]
         try:
             with self._transaction():
                 self.db.executemany("DELETE FROM rows WHERE tbl = ? AND key = ?", deleted)
                 self.db.executemany(UPSERT, upserts)
+                self.db.executemany("INSERT OR REPLACE INTO payloads (key, data) VALUES (?, ?)", payloads.items())
         except BaseException:
             self.dirty = {**changed, **self.dirty}  # still to be written
+            self.new_payloads = {**payloads, **self.new_payloads}
             raise
+
+    def put_payload(self, call_id: str, name: str, data: bytes) -> None:
+        """Keep ``name`` (``<idx>.in``, ``<idx>.out``) of a call; durable with the next ``save()``, which
+        writes it in the same transaction as the rows: in one SQLite transaction, not a file (and a folder
+        per call) of its own, which cost more CPU than the rest of an input's bookkeeping together."""
+        self.new_payloads[f"{call_id}/{name}"] = data
+
+    def payload(self, call_id: str, name: str) -> bytes:
+        key = f"{call_id}/{name}"
+        if key in self.new_payloads:
+            return self.new_payloads[key]
+        found = self.db.execute("SELECT data FROM payloads WHERE key = ?", (key,)).fetchone()
+        if found is not None:
+            return found[0]
+        return (self.call_dir(call_id) / name).read_bytes()  # a state folder of an earlier version
 
     @contextmanager
     def request(self) -> Iterator[None]:

@@ -1,14 +1,18 @@
 """A container: ``python -m modal_emu.worker ROOT MODULE FUNCTION``.
 
 Imports MODULE from the deployed files in ROOT once, then runs inputs one after
-another. Each input is a JSON line on stdin naming its input file, its result
-file, a "started" marker file and a directory for generator output; the worker
-calls the undecorated FUNCTION with the input's arguments and writes a
+another. Each input is a JSON line on stdin (its size, a directory for generator
+output, its environment) followed by the ``FunctionInput``'s bytes; the worker
+calls the undecorated FUNCTION with the input's arguments and sends back a
 ``GenericResult`` (the return value, or the exception with its traceback,
-serialized as modal's client expects). A generator's items go to numbered files
-in that directory, and its result is a ``GeneratorDone``. After each input the
-worker writes ``END_OF_INPUT`` on stdout and stderr, so the emulator knows it has
-every line the input printed.
+serialized as modal's client expects). A generator's items go to numbered files in
+that directory, and its result is a ``GeneratorDone``.
+
+The worker talks back on a pipe of its own (the file descriptor in
+``MODAL_EMU_REPLY_FD``), never on the user's stdout: ``STARTED`` when the function
+is called (its timeout counts from there), then ``R <size>`` and the result's
+bytes. After each input it writes ``END_OF_INPUT`` on stdout and stderr, so the
+emulator knows it has every line the input printed.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ from .volumemounts import mount_at_paths
 
 GS = api_pb2.GenericResult
 END_OF_INPUT = b"\x1emodal-emu: end of input\n"
+REPLY_FD_ENV = "MODAL_EMU_REPLY_FD"
+STARTED = b"S\n"
+_REPLY_FD: list[int] = []
 _LOOP: list[asyncio.AbstractEventLoop] = []
 
 
@@ -70,16 +77,15 @@ def _drain(value, chunks: Path) -> api_pb2.GeneratorDone:
     return api_pb2.GeneratorDone(items_total=count)
 
 
-def run_one(load, command: dict) -> api_pb2.GenericResult:
+def run_one(load, command: dict, function_input: bytes) -> api_pb2.GenericResult:
     os.environ.update(command.get("env", {}))
-    with open(command["in"], "rb") as f:
-        item = api_pb2.FunctionInput.FromString(f.read())
+    item = api_pb2.FunctionInput.FromString(function_input)
     try:
         args, kwargs = deserialize_data_format(item.args, item.data_format, None)
         fn = load()
         if item.method_name:  # a class: the method of the container's instance
             fn = getattr(fn, item.method_name)
-        open(command["started"], "w").close()  # the timeout counts from here, as on Modal
+        _reply(STARTED)  # the timeout counts from here, as on Modal
         with warnings.catch_warnings():  # .local() warns that Volumes are not mounted: here they are mapped
             warnings.simplefilter("ignore")
             value = fn.local(*args, **kwargs) if hasattr(fn, "local") else fn(*args, **kwargs)
@@ -116,6 +122,12 @@ def class_instance(cls):
     return instance
 
 
+def _reply(data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(_REPLY_FD[0], view) :]
+
+
 def _end_of_input() -> None:
     for stream, fd in ((sys.stdout, 1), (sys.stderr, 2)):
         try:
@@ -131,6 +143,8 @@ def main(argv: list[str]) -> int:
     if mounts:  # first: a new mount (and user) namespace needs a process without threads
         mount_at_paths(mounts["volumes"], mounts["scratch"])
     die_with_parent(int(os.environ.get("MODAL_EMU_SERVER_PID", "0")))
+    _REPLY_FD.append(int(os.environ.pop(REPLY_FD_ENV)))
+    os.set_inheritable(_REPLY_FD[0], False)  # the function's own subprocesses have no business with it
     sys.path.insert(0, root)
     loaded = []
 
@@ -142,13 +156,16 @@ def main(argv: list[str]) -> int:
             loaded.append(target)
         return loaded[0]
 
-    for line in sys.stdin:
+    commands = sys.stdin.buffer
+    while line := commands.readline():
         command = json.loads(line)
-        result = run_one(load, command)
+        function_input = commands.read(command["size"])
+        result = run_one(load, command, function_input)
         # The function has returned: an interrupt (a preemption) arriving now must not lose its result.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            atomic_write(Path(command["out"]), result.SerializeToString())
+            data = result.SerializeToString()
+            _reply(b"R %d\n" % len(data) + data)
             _end_of_input()
         finally:
             signal.signal(signal.SIGINT, previous)

@@ -205,7 +205,7 @@ def write_at_mount(name, text):
 
 @app.function(gpu="H100")
 def on_gpu(x):
-    return x
+    return x, os.getpid()  # and which container ran it
 
 
 @app.function()

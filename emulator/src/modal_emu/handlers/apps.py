@@ -306,10 +306,11 @@ async def AppCountLogs(emu, request: api_pb2.AppCountLogsRequest) -> api_pb2.App
 @rpc
 async def AppFetchLogs(emu, request: api_pb2.AppFetchLogsRequest) -> api_pb2.AppFetchLogsResponse:
     _app(emu, request.app_id)
+    entries = list(_log_entries(emu, request))
+    if request.limit:  # the newest ones, oldest first: `modal app logs --tail N` asks for the last N lines
+        entries = entries[-request.limit :]
     response = api_pb2.AppFetchLogsResponse()
-    for n, entry in enumerate(_log_entries(emu, request)):
-        if request.limit and n >= request.limit:
-            break
+    for n, entry in enumerate(entries):
         response.batches.append(_log_batch(entry, str(n)))
     return response
 

@@ -12,7 +12,6 @@ from modal_proto import api_pb2
 
 from .. import versions
 from ..rpc import invalid, not_found, rpc
-from ..runner import input_path, result_path
 from ..service_class import add_method_metadata, resolve_variant
 from ..store import atomic_write, new_id, now
 from ..unsupported import check_definition
@@ -194,7 +193,7 @@ def _add_inputs(emu, call_id: str, items) -> list[api_pb2.FunctionPutInputsRespo
         if idx in call["inputs"]:  # the client numbers its inputs; never overwrite one
             idx = str(max(map(int, call["inputs"])) + 1)
         input_id = new_id("in")
-        atomic_write(input_path(emu, call_id, idx), function_input.SerializeToString())
+        emu.store.put_payload(call_id, f"{idx}.in", function_input.SerializeToString())
         call["inputs"][idx] = {"input_id": input_id, "status": "pending", "attempts": 0, "created_at": now()}
         placed.append(api_pb2.FunctionPutInputsResponseItem(idx=int(idx), input_id=input_id, input_jwt=input_id))
     emu.store.save()
@@ -244,7 +243,7 @@ async def FunctionFinishInputs(emu, request: api_pb2.FunctionFinishInputsRequest
 
 
 def _output(emu, call_id: str, idx: str, item: dict) -> api_pb2.FunctionGetOutputsItem:
-    result = GS.FromString(result_path(emu, call_id, idx).read_bytes())
+    result = GS.FromString(emu.store.payload(call_id, f"{idx}.out"))
     if len(result.data) > MAX_OBJECT_SIZE_BYTES:
         blob_id = new_id("bl")
         sha = hashlib.sha256(result.data).hexdigest()
@@ -332,7 +331,7 @@ async def FunctionGetOutputs(emu, request: api_pb2.FunctionGetOutputsRequest) ->
     keep_waiting = _is_map_stream(call) and not request.clear_on_success
     deadline = time.monotonic() + max(request.timeout, 0)
     while True:
-        changed = emu.outputs_changed()
+        changed = emu.outputs_changed(call["id"])
         outputs, unfinished, position = _collect(emu, call, request)
         remaining = deadline - time.monotonic()
         if outputs or (unfinished == 0 and not keep_waiting) or remaining <= 0:
