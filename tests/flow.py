@@ -41,7 +41,7 @@ def clean_env() -> dict[str, str]:
     env["NO_COLOR"] = "1"
     env["COLUMNS"] = "200"
     # The emulator costs nothing, and these runs have no terminal to confirm a Modal bill on:
-    # spawn_jobs.py's cost check only prints (tests/test_sweeps.py sets a threshold to test it).
+    # the spawner's cost check only prints (tests/test_sweeps.py sets a threshold to test it).
     env["JOB_COST_CONFIRM_USD"] = "inf"
     return env
 
