@@ -354,14 +354,17 @@ class Runner:
             except TimeoutError:
                 pass
 
+    def mount_problems(self, fn: dict) -> list[tuple[str, str, str]]:
+        """(mount path, why, what to do) for each of this function's Volumes this machine cannot mount."""
+        protected = [self.emu.store.root, Path(sys.prefix).resolve(), Path(sys.executable).resolve().parent]
+        return volumemounts.problems(list(fn.get("volumes", {})), protected)
+
     def mount_reason(self, fn: dict) -> str | None:
         """None if this function's Volumes appear at their mount paths in its containers, else why not."""
         if not self.emu.config.mount_volumes:
             why = "turned off with --no-mount-volumes"
         else:
-            protected = [self.emu.store.root, Path(sys.prefix).resolve(), Path(sys.executable).resolve().parent]
-            unsafe = [volumemounts.unsafe_reason(path, protected) for path in fn.get("volumes", {})]
-            why = volumemounts.unavailable_reason() or next((u for u in unsafe if u), None)
+            why = next((problem[1] for problem in self.mount_problems(fn)), None)
         return volumemounts.FALLBACK.format(why=why) if why else None
 
     def _env(self, fn: dict) -> dict[str, str]:
@@ -377,7 +380,11 @@ class Runner:
         env.update(
             MODAL_EMU_SERVER_PID=str(os.getpid()),
             MODAL_EMU_VOLUMES=json.dumps(volumes),
-            MODAL_EMU_MOUNT_AT_PATHS=json.dumps(volumes if volumes and self.mount_reason(fn) is None else {}),
+            MODAL_EMU_MOUNT_AT_PATHS=json.dumps(
+                {"volumes": volumes, "scratch": str(emu.store.root / "mountns")}
+                if volumes and self.mount_reason(fn) is None
+                else {}
+            ),
             PYTHONPATH=os.pathsep.join([workdir, env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
             PYTHONUNBUFFERED="1",
         )

@@ -6,7 +6,8 @@ definition lists the methods; a call names its method in ``FunctionInput.method_
 *variant*, a function id of its own whose calls run in containers of their own
 (like Modal, where each parameter set gets its own containers and ``@modal.enter``
 runs once per container). A variant stores only its base function and the bound
-values, so it follows the base function when the app is redeployed.
+values, so it follows the base function when the app is redeployed (or stays on the version
+``ClassGet`` pinned it to).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import base64
 
 from modal_proto import api_pb2
+
+from . import versions
 
 PARAMS_ENV = "MODAL_EMU_CLASS_PARAMS"  # base64 of the serialized parameter values
 PARAMS_FORMAT_ENV = "MODAL_EMU_CLASS_PARAMS_FORMAT"  # a ClassParameterInfo format number
@@ -41,14 +44,14 @@ def add_method_metadata(metadata: api_pb2.FunctionHandleMetadata, definition: ap
 
 
 def resolve_variant(store, function_id: str) -> dict | None:
-    """The function record a variant id stands for: its base function's current record,
-    with the bound parameter values (for the worker) and a ``with_options(timeout=...)``."""
+    """The function record a variant id stands for: the version of its base function a call runs
+    now (``versions.current``), with the bound parameter values (for the worker) and a ``with_options(timeout=...)``."""
     variant = store["variants"].get(function_id)
     base = store["functions"].get(variant["base_function_id"]) if variant else None
     if base is None:
         return None
-    fn = {**base, "id": function_id, "base_function_id": base["id"]}
-    fn["env"] = {**base["env"], PARAMS_ENV: variant["params"], PARAMS_FORMAT_ENV: str(variant["params_format"])}
+    fn = {**versions.current(store, base), "id": function_id, "base_function_id": base["id"]}
+    fn["env"] = {**fn["env"], PARAMS_ENV: variant["params"], PARAMS_FORMAT_ENV: str(variant["params_format"])}
     options = api_pb2.FunctionOptions.FromString(base64.b64decode(variant["options"]))
     if options.HasField("timeout_secs"):
         fn["timeout_secs"] = options.timeout_secs

@@ -128,8 +128,8 @@ def _end_of_input() -> None:
 def main(argv: list[str]) -> int:
     root, module, function = argv
     mounts = json.loads(os.environ.pop("MODAL_EMU_MOUNT_AT_PATHS", "{}"))
-    if mounts:  # first: a new mount namespace needs a process without threads
-        mount_at_paths(mounts)
+    if mounts:  # first: a new mount (and user) namespace needs a process without threads
+        mount_at_paths(mounts["volumes"], mounts["scratch"])
     die_with_parent(int(os.environ.get("MODAL_EMU_SERVER_PID", "0")))
     sys.path.insert(0, root)
     loaded = []

@@ -10,8 +10,10 @@ import time
 from google.protobuf import empty_pb2
 from modal_proto import api_pb2
 
+from .. import versions
 from ..rpc import invalid, not_found, rpc
 from ..store import new_id, now
+from ..volumemounts import deploy_refusal
 from ..volumemounts import deploy_warnings as volume_warnings
 
 
@@ -115,6 +117,11 @@ async def AppPublish(emu, request: api_pb2.AppPublishRequest) -> api_pb2.AppPubl
     for tag, function_id in request.function_ids.items():
         if function_id not in emu.store["functions"]:
             raise invalid(f"function {function_id} ({tag}) was not created in app {app['id']}")
+    # Refused before anything is published: a Volume this machine cannot put at its mount path
+    # (unless --no-mount-volumes says the code does without: then the deploy only warns).
+    functions = [emu.store["functions"][fid] for fid in request.function_ids.values()]
+    if emu.config.mount_volumes and (refusal := deploy_refusal(emu.runner, functions)):
+        raise invalid(refusal)
     deployed_at = now()
     app["function_ids"] = dict(request.function_ids)
     app["class_ids"] = dict(request.class_ids)
@@ -125,9 +132,13 @@ async def AppPublish(emu, request: api_pb2.AppPublishRequest) -> api_pb2.AppPubl
             previous["state"] = STOPPED
         app["name"] = request.name
     if app["state"] == DEPLOYED:
+        version = len(app["deployments"]) + 1
+        # what this version runs, frozen: Function.from_name(..., version=N) finds it here
+        pinned = {tag: versions.pin(emu.store, fid, version) for tag, fid in request.function_ids.items()}
         app["deployments"].append(
             {
-                "version": len(app["deployments"]) + 1,
+                "version": version,
+                "function_ids": pinned,
                 "deployed_at": deployed_at,
                 "tag": request.deployment_tag,
                 "client_version": request.client_version,

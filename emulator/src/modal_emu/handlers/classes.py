@@ -7,6 +7,7 @@ import base64
 
 from modal_proto import api_pb2
 
+from .. import versions
 from ..rpc import not_found, rpc
 from ..store import new_id, now
 from .apps import deployed_app
@@ -28,9 +29,9 @@ async def ClassGet(emu, request: api_pb2.ClassGetRequest) -> api_pb2.ClassGetRes
     if app is None:
         raise not_found(f"App '{request.app_name}' not found")
     class_id = app["class_ids"].get(request.object_tag)
-    function_id = app["function_ids"].get(f"{request.object_tag}.*")
-    if class_id is None or function_id is None:
+    if class_id is None:
         raise not_found(f"Class '{request.object_tag}' not found in the app")
+    function_id = versions.object_id(app, f"{request.object_tag}.*", request.app_version, kind="Class")
     return api_pb2.ClassGetResponse(
         class_id=class_id,
         handle_metadata=api_pb2.ClassHandleMetadata(

@@ -10,6 +10,7 @@ import time
 from google.protobuf import empty_pb2
 from modal_proto import api_pb2
 
+from .. import versions
 from ..rpc import invalid, not_found, rpc
 from ..runner import input_path, result_path
 from ..service_class import add_method_metadata, resolve_variant
@@ -158,9 +159,7 @@ async def FunctionGet(emu, request: api_pb2.FunctionGetRequest) -> api_pb2.Funct
     # The client prefixes these with "Lookup failed for Function 'f' from the 'a' app:" and adds a period.
     if app is None:
         raise not_found("App not deployed")
-    function_id = app["function_ids"].get(request.object_tag)
-    if function_id is None:
-        raise not_found("no Function of that name in the App")
+    function_id = versions.object_id(app, request.object_tag, request.app_version)
     fn = _function(emu, function_id)
     return api_pb2.FunctionGetResponse(
         function_id=function_id,
@@ -206,14 +205,14 @@ def _add_inputs(emu, call_id: str, items) -> list[api_pb2.FunctionPutInputsRespo
 
 @rpc
 async def FunctionMap(emu, request: api_pb2.FunctionMapRequest) -> api_pb2.FunctionMapResponse:
-    fn = _function(emu, request.function_id)
+    fn = versions.current(emu.store, _function(emu, request.function_id))  # the code this call runs, from now on
     app = emu.store["apps"].get(fn["app_id"], {})
     if app.get("state") == api_pb2.APP_STATE_STOPPED:
         raise invalid(f"App {fn['app_id']} is stopped")
     call_id = new_id("fc")
     emu.store["calls"][call_id] = {
         "id": call_id,
-        "function_id": fn["id"],
+        "function_id": request.function_id,
         "app_id": fn["app_id"],
         "created_at": now(),
         "invocation_type": request.function_call_invocation_type,
