@@ -44,13 +44,7 @@ err = Console(stderr=True)  # messages: stderr
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 UNREACHABLE_EXIT = 3
-LOCAL_FLAG = " LOCAL=1" if settings.LOCAL else ""
-
-
-def make(target: str, args: str = "") -> str:
-    """The command a user types, e.g. `make spawn ARGS=--force` (with LOCAL=1 when that is where we are)."""
-    quoted = f"ARGS={args}" if args and " " not in args else (f'ARGS="{args}"' if args else "")
-    return "`" + " ".join(filter(None, ["make", target, quoted])) + LOCAL_FLAG + "`"
+make = settings.make
 
 
 def say(message: str) -> None:

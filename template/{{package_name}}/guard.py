@@ -104,7 +104,7 @@ def pin(local: str, deployments: list[Deployment], allow_stale: bool = False) ->
     With ``allow_stale``, the newest deployment whatever its code. Raises with the fix otherwise.
     """
     if not deployments:
-        raise StaleDeploymentError(f"app '{settings.APP_NAME}' is not deployed: run `make deploy`")
+        raise StaleDeploymentError(f"app '{settings.APP_NAME}' is not deployed: run {settings.make('deploy')}")
     for deployment in deployments:  # newest first
         if deployment.tag == local:
             return deployment
@@ -113,7 +113,8 @@ def pin(local: str, deployments: list[Deployment], allow_stale: bool = False) ->
         return newest
     raise StaleDeploymentError(
         f"deployed code {newest.tag or '(untagged)'} (version {newest.version}) differs from local code {local}: "
-        "run `make deploy` (or `make spawn ARGS=--allow-stale` to spawn onto the deployed code anyway)"
+        f"run {settings.make('deploy')} (or {settings.make('spawn', '--allow-stale')} to spawn onto the deployed "
+        "code anyway)"
     )
 
 

@@ -226,7 +226,7 @@ async def deployed_function(version: int | None = None):
     try:
         await bounded(fn.hydrate.aio(), f"looking up {where}")
     except modal.exception.NotFoundError:
-        raise NotDeployedError(f"{where} is not deployed: run `make deploy`") from None
+        raise NotDeployedError(f"{where} is not deployed: run {settings.make('deploy')}") from None
     except ApiUnreachable:
         raise
     except Exception as exc:
