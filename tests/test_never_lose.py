@@ -110,6 +110,7 @@ def test_a_lost_connection_never_ends_a_job(project: Project):
     status = project.make("status", "ARGS=--json")
     states = {c["task_id"]: c for c in json.loads(status.stdout)}
     assert states["net-ok-1"]["state"] == states["net-ok-2"]["state"] == "succeeded"
+    project.make("results")  # results are saved by `make results` only, never by a poll
     assert (Path(os.environ["JOB_RESULTS_DIR"]) / "net-ok-1.json").exists()
     assert states["net-own-error"]["state"] == "failed"
     assert "ConnectionError" in states["net-own-error"]["error"]
@@ -142,7 +143,7 @@ def test_ctrl_c_at_any_instant_loses_and_doubles_nothing(project: Project):
         _, err = proc.communicate(timeout=120)
         assert "Traceback" not in err, err
         finished = f"{len(ids)} of {len(ids)} spawned and recorded" in err  # Ctrl+C came after the end
-        if proc.returncode != 0 and "Re-running `make spawn` is safe" not in err and not finished:
+        if proc.returncode != 0 and "Re-running `make spawn LOCAL=1` is safe" not in err and not finished:
             # interrupted while starting up: it must say so, or at least have spawned nothing
             assert not [r for r in ledger(project) if r[0].startswith(f"sig{trial}-")], err
         assert "spawning" not in {state for _, _, state in ledger(project)}
@@ -170,6 +171,7 @@ def test_allow_stale_runs_the_deployed_code_and_records_its_hash(project: Projec
     stale = {c["task_id"]: c for c in waited if c["task_id"].startswith("stale-")}
     assert {c["state"] for c in stale.values()} == {"succeeded"}, stale
     assert {c["code_hash"] for c in stale.values()} == {deployed}
+    project.make("results")
     result = json.loads((Path(os.environ["JOB_RESULTS_DIR"]) / "stale-1.json").read_text())
     assert "code" not in result, "--allow-stale runs the deployed code, not the local edit"
 
@@ -233,7 +235,7 @@ def test_ctrl_c_in_a_sweep_of_a_thousand(project: Project):
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     first = ledger(project)
-    assert proc.returncode != 0 and "Re-running `make spawn` is safe" in err, err
+    assert proc.returncode != 0 and "Re-running `make spawn LOCAL=1` is safe" in err, err
     assert 300 <= len(first) < 1000 and {state for _, _, state in first} <= {"pending", "succeeded"}
     rerun = project.make("spawn", f"TASKS={name}")
     assert f"{1000 - len(first)} of {1000 - len(first)} spawned" in rerun.stderr
@@ -326,6 +328,7 @@ def test_a_task_longer_than_one_attempt_is_reported_once(project: Project):
     (task,) = [c for c in waited if c["task_id"] == "chain-1"]
     assert task["state"] == "succeeded" and len(task["chain"]) == 2, task  # three calls, one task
     assert [t for t, _, _ in ledger(project)] == ["chain-1"], "the ledger follows the chain in one row"
+    project.make("results")
     result = json.loads((Path(os.environ["JOB_RESULTS_DIR"]) / "chain-1.json").read_text())
     assert result["n"] == 300_000 and abs(result["pi"] - 3.14159) < 1e-4
 
@@ -368,6 +371,7 @@ def test_cancel_keeps_the_outcome_of_a_job_that_already_finished(project: Projec
     project.make("cancel")
     states = {t: s for t, _, s in ledger(project)}
     assert states == {"cx-done": "succeeded", "cx-long": "cancelled"}, states
+    project.make("results")
     assert (Path(os.environ["JOB_RESULTS_DIR"]) / "cx-done.json").exists()
 
 
