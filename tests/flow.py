@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import jinja2
 import pytest
 from copier import run_copy
 
@@ -23,6 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_TASKS = "\n".join(
     json.dumps({"id": f"pi-{n}", "n": n, "seconds": 1.5}) for n in (1_000, 10_000, 100_000, 1_000_000)
 )
+
+
+def gpu_types() -> list[str]:
+    """The GPU types copier.yml offers, from the one place they are written (includes/names.jinja)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT))
+    return list(env.get_template("includes/names.jinja").module.gpu_types)
 
 
 class FlowError(AssertionError):

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from tests.flow import clean_env
+from tests.flow import clean_env, gpu_types
 
 MATRIX = {
     "defaults": {},
@@ -58,7 +58,7 @@ def test_generated_project_passes_its_own_lint_and_tests(copie, name):
     assert " passed" in proc.stdout
 
 
-GPUS = ["none", "T4", "L4", "A10", "L40S", "A100-40GB", "A100-80GB", "H100", "H200", "B200"]
+GPUS = ["none", *gpu_types()]
 
 READ_SETTINGS = textwrap.dedent(
     """
