@@ -20,9 +20,9 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import modal
@@ -35,6 +35,7 @@ from .guard import Deployment
 T = TypeVar("T")
 
 
+# Imported inside the container too (modal_app.py raises JobFailed): keep it to the Python of the image.
 class JobFailed(Exception):
     """What the deployed function raises when the job fails: the job's own exception, as text.
 
@@ -283,7 +284,7 @@ def logs_command(call_id: str, since: float | None, follow: bool = False) -> lis
     if follow:
         return [*command, "--follow"]  # the CLI follows from the start, without --since
     if since is not None:
-        command += ["--since", datetime.fromtimestamp(since - 60, UTC).strftime("%Y-%m-%dT%H:%M:%S")]
+        command += ["--since", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since - 60))]
     return command
 
 
