@@ -403,3 +403,13 @@ def test_a_terminal_gets_a_progress_bar(project: Project):
     assert "spawning" in screen and "200/200" in screen, screen[-2000:]
     assert "spawned 100/200" not in screen, "a terminal gets the bar, not the log lines"
     assert sorted(t for t, _, _ in ledger(project) if t.startswith("tty-")) == ids
+
+
+def test_the_projects_own_emulator_tests_pass(project: Project):
+    """The generated project's tests against its emulator: the Modal adapter's contract (modal_api through
+    the real client), the flow through `python -m modal_jobs`, and a deploy of other code in the middle of
+    a sweep that changes nothing the sweep runs (every spawn pinned to the version it checked)."""
+    python = str(project.path / ".venv" / "bin" / "python")
+    command = [python, "-m", "pytest", "-p", "no:cacheprovider", "tests/test_flow_emulator.py"]
+    proc = subprocess.run(command, cwd=project.path, env=clean_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0 and "3 passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
