@@ -133,7 +133,21 @@ def outcome_of(exc: BaseException) -> Outcome | None:
                     event, error=f"lost by Modal (container crashed or preempted past its retries): {describe(exc)}"
                 )
             return Outcome(event, error=describe(exc))
-    return None
+    if _from_the_client(exc):
+        return None
+    # Any other type reached us from the job's side without the wrapper: an exception raised while its
+    # container started (an import that fails there), or a call of a deployment older than the wrapper.
+    return Outcome(RAISED, error=describe(exc))
+
+
+def _from_the_client(exc: BaseException) -> bool:
+    """The types the client itself raises when the API fails: modal's own errors, the OS's (a socket),
+    and those of the gRPC libraries under it (AttributeError too: grpclib's way of failing a closed stream).
+    A job's own exception of these types (its ConnectionError) reaches us as JobFailed."""
+    libraries = ("modal", "grpclib", "h2", "synchronicity")
+    return isinstance(exc, modal.exception.Error | OSError | AttributeError) or (
+        type(exc).__module__.split(".")[0] in libraries
+    )
 
 
 async def poll(call_id: str, what: str) -> Outcome:
