@@ -33,6 +33,15 @@ APP_SOURCE = textwrap.dedent(
         while gate and not Path(gate).exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         return VERSION
+
+
+    @app.cls()
+    class Tagged:
+        label: str = modal.parameter()
+
+        @modal.method()
+        def which(self, started="", gate=""):
+            return f"{{self.label}} on {{which.local(started, gate)}}"
     {extra}
     """
 )
@@ -68,6 +77,20 @@ def test_each_version_runs_its_own_code(emulator, tmp_path):
 
     history = json.loads(emulator.modal("app", "history", "emu-versions", "--json").stdout)
     assert [(h["version"], h["tag"]) for h in history] == [("v2", "b"), ("v1", "a")]
+
+
+def test_a_class_instance_follows_the_newest_deployment(emulator, tmp_path):
+    """A bound instance (a variant of the class) runs the newest published version at each call;
+    a call already spawned keeps the version it was spawned on."""
+    deploy(emulator, tmp_path, "emu-versions-cls", "v1", "a")
+    tagged = modal.Cls.from_name("emu-versions-cls", "Tagged")(label="x")
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    running = tagged.which.spawn(str(started), str(gate))
+    assert wait_for(started.exists, timeout=60), "the v1 call never started"
+    deploy(emulator, tmp_path, "emu-versions-cls", "v2", "b")
+    assert tagged.which.remote() == "x on v2"
+    gate.write_text("open")
+    assert running.get(timeout=60) == "x on v1"
 
 
 def test_an_unknown_version_is_not_found(emulator, tmp_path):

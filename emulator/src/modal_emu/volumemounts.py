@@ -13,7 +13,7 @@ container only (Linux):
   it; where it has to go into a directory of the machine, that directory is covered by a
   tmpfs that binds its entries back. Then ``chroot``: nothing changes on the machine.
 
-Where neither works, a deploy of a function with Volumes is refused (``refusal``): code
+Where neither works, a deploy of a function with Volumes is refused (``deploy_refusal``): code
 that opens its mount path would fail, or write somewhere else. ``--no-mount-volumes`` turns
 mounting off on purpose: the deploy then warns once (``FALLBACK``) and code finds the
 directories through ``MODAL_EMU_VOLUMES`` (mount path -> directory), which is always set.
@@ -43,8 +43,9 @@ FALLBACK = (
     "(a JSON object: mount path -> directory)"
 )
 UNAVAILABLE_FIX = (
-    "run the emulator on Linux as root or with unprivileged user namespaces "
-    "(sysctl kernel.unprivileged_userns_clone=1), or start it with --no-mount-volumes "
+    "run the emulator on Linux as root, or as a user where unprivileged user namespaces are allowed "
+    "(sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, "
+    "kernel.apparmor_restrict_unprivileged_userns), or start it with --no-mount-volumes "
     "if the code reads the MODAL_EMU_VOLUMES environment variable"
 )
 
