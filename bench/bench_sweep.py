@@ -3,7 +3,7 @@
     uv run python bench/bench_sweep.py [--tasks 1000] [--latency 50]
 
 In one run, on one emulator:
-1. the CLI's bare start-up (`python monitor.py --help` in the project: Python, typer, modal);
+1. the CLI's bare start-up (`python -m PACKAGE --help` in the project: Python, typer, modal);
 2. a plain sequential ``.spawn()`` loop over N tasks (what a hand-written spawner does);
 3. the project's ``make spawn`` of N other tasks (bulk, 32 at a time, ledger intent rows);
 4. the first ``make status`` over the N pending calls, then a second one with nothing to poll.
@@ -75,7 +75,9 @@ def main() -> int:
         env = {**clean_env(), **project.emulator_env()}
 
         t0 = time.perf_counter()
-        subprocess.run([python, "monitor.py", "--help"], cwd=project.path, env=env, check=True, capture_output=True)
+        subprocess.run(
+            [python, "-m", "modal_jobs", "--help"], cwd=project.path, env=env, check=True, capture_output=True
+        )
         startup = time.perf_counter() - t0
 
         loop = subprocess.run(

@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import json
 
+import jinja2
+
 from tests.project import ROOT, FlowError, Project, clean_env, render
 
 # tests/demo.py and tests/test_torch_workload.py import these from here.
-__all__ = ["ROOT", "FlowError", "Project", "clean_env", "render", "run_flow"]
+__all__ = ["ROOT", "FlowError", "Project", "clean_env", "gpu_types", "render", "run_flow"]
 
 # Tasks that take a moment, so that they are still running when the spawner is killed.
 DEMO_TASKS = "\n".join(
     json.dumps({"id": f"pi-{n}", "n": n, "seconds": 1.5}) for n in (1_000, 10_000, 100_000, 1_000_000)
 )
+
+
+def gpu_types() -> list[str]:
+    """The GPU types copier.yml offers, from the one place they are written (includes/names.jinja)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT))
+    return list(env.get_template("includes/names.jinja").module.gpu_types)
 
 
 def run_flow(project: Project) -> dict:

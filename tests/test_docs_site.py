@@ -137,10 +137,11 @@ def test_reference_lists_every_make_target(site):
 
 
 def test_reference_has_every_cli_command_and_emulator_rpc(site):
-    monitor = (ROOT / "template" / "monitor.py.jinja").read_text()
-    commands = re.findall(r"^@cli\.command\(\)\ndef (\w+)\(", monitor, re.M)
-    assert "status" in commands
-    assert {"spawn-jobs", *(f"monitor-{c}" for c in commands)} <= _ids(site, "reference/cli")
+    cli = (ROOT / "template" / "{{package_name}}" / "cli.py").read_text()
+    commands = re.findall(r'^@app\.command\((?:name="(\w+)")?\)\ndef (\w+)\(', cli, re.M)
+    commands = [named or function for named, function in commands]
+    assert {"spawn", "status", "retry", "guard"} <= set(commands)
+    assert {"cli", *(f"cli-{c}" for c in commands)} <= _ids(site, "reference/cli")
     cli_page = (site / "reference" / "cli" / "index.html").read_text()
     assert "--allow-stale" in cli_page and "--respawn-unknown" in cli_page  # the real --help text
 

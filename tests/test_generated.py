@@ -10,6 +10,8 @@ import textwrap
 
 import pytest
 
+from tests.flow import gpu_types
+
 MATRIX = {
     "defaults": {},
     "cpu-no-volume": {
@@ -51,7 +53,7 @@ def test_generated_project_passes_its_own_lint_and_tests(projects, name):
     assert " passed" in test.stdout
 
 
-GPUS = ["none", "T4", "L4", "A10", "L40S", "A100-40GB", "A100-80GB", "H100", "H200", "B200"]
+GPUS = ["none", *gpu_types()]
 
 READ_SETTINGS = textwrap.dedent(
     """

@@ -86,7 +86,7 @@ def test_local_0_means_modal(project):
     """LOCAL=0 is Modal itself: no emulator check (make -n: nothing is run, the check would fire)."""
     proc = make(project, "-n", "deploy", env={"LOCAL": "0"})
     assert proc.returncode == 0, proc.stderr
-    assert "modal deploy" in proc.stdout
+    assert "python -m modal_jobs deploy" in proc.stdout  # the CLI runs `modal deploy`
 
 
 def test_local_down_says_not_running(project):

@@ -63,7 +63,7 @@ def test_ctrl_c_at_any_instant_loses_and_doubles_nothing(project: Project):
         _, err = proc.communicate(timeout=120)
         assert "Traceback" not in err, err
         finished = f"{len(ids)} of {len(ids)} spawned and recorded" in err  # Ctrl+C came after the end
-        if proc.returncode != 0 and "Re-running `make spawn` is safe" not in err and not finished:
+        if proc.returncode != 0 and "Re-running `make spawn LOCAL=1` is safe" not in err and not finished:
             # interrupted while starting up: it must say so, or at least have spawned nothing
             assert not [r for r in project.ledger() if r[0].startswith(f"sig{trial}-")], err
         assert "spawning" not in {state for _, _, state in project.ledger()}
@@ -93,7 +93,7 @@ def test_ctrl_c_in_a_sweep_of_a_thousand(project: Project):
         os.killpg(proc.pid, signal.SIGCONT)
     _, err = proc.communicate(timeout=120)
     first = project.ledger()
-    assert proc.returncode != 0 and "Re-running `make spawn` is safe" in err, err
+    assert proc.returncode != 0 and "Re-running `make spawn LOCAL=1` is safe" in err, err
     assert 300 <= len(first) < 1000 and {state for _, _, state in first} <= {"pending", "succeeded"}
     rerun = project.make("spawn", f"TASKS={name}")
     assert f"{1000 - len(first)} of {1000 - len(first)} spawned" in rerun.stderr
@@ -167,6 +167,7 @@ def test_allow_stale_runs_the_deployed_code_and_records_its_hash(project: Projec
     stale = {c["task_id"]: c for c in waited if c["task_id"].startswith("stale-")}
     assert {c["state"] for c in stale.values()} == {"succeeded"}, stale
     assert {c["code_hash"] for c in stale.values()} == {deployed}
+    project.make("results")  # results are saved by `make results` only, never by a poll
     result = json.loads((project.results_dir() / "stale-1.json").read_text())
     assert "code" not in result, "--allow-stale runs the deployed code, not the local edit"
 
@@ -186,3 +187,20 @@ def test_the_hash_covers_exactly_the_files_modal_ships(project: Project):
     roots = sorted(project.emulator_state.glob("deploy/*/v*/root"), key=lambda p: p.stat().st_mtime)
     shipped = {p.relative_to(roots[-1]).as_posix() for p in roots[-1].rglob("*") if p.is_file()}
     assert hashed == shipped, f"hashed but not shipped: {hashed - shipped}; shipped but not hashed: {shipped - hashed}"
+
+
+def test_the_projects_own_emulator_tests_pass(project: Project):
+    """The generated project's tests against its emulator: the Modal adapter's contract (modal_api through
+    the real client), the flow through `python -m <package>`, and a deploy of other code in the middle of
+    a sweep that changes nothing the sweep runs (every spawn pinned to the version it checked)."""
+    command = [str(project.path / ".venv" / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider"]
+    proc = subprocess.run(
+        [*command, "tests/test_flow_emulator.py"],
+        cwd=project.path,
+        env=project.command_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0 and "3 passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]

@@ -75,6 +75,7 @@ def test_a_lost_connection_never_ends_a_job(project: Project):
     status = project.make("status", "ARGS=--json")
     states = {c["task_id"]: c for c in json.loads(status.stdout)}
     assert states["net-ok-1"]["state"] == states["net-ok-2"]["state"] == "succeeded"
+    project.make("results")  # results are saved by `make results` only, never by a poll
     assert (project.results_dir() / "net-ok-1.json").exists()
     assert states["net-own-error"]["state"] == "failed"
     assert "ConnectionError" in states["net-own-error"]["error"]
@@ -152,6 +153,7 @@ def test_a_task_longer_than_one_attempt_is_reported_once(project: Project):
     (task,) = [c for c in waited if c["task_id"] == "chain-1"]
     assert task["state"] == "succeeded" and len(task["chain"]) == 2, task  # three calls, one task
     assert [t for t, _, _ in project.ledger()] == ["chain-1"], "the ledger follows the chain in one row"
+    project.make("results")  # results are saved by `make results` only, never by a poll
     result = json.loads((project.results_dir() / "chain-1.json").read_text())
     assert result["n"] == 300_000 and abs(result["pi"] - 3.14159) < 1e-4
 
@@ -189,4 +191,5 @@ def test_cancel_keeps_the_outcome_of_a_job_that_already_finished(project: Projec
     project.make("cancel")
     states = {t: s for t, _, s in project.ledger()}
     assert states == {"cx-done": "succeeded", "cx-long": "cancelled"}, states
+    project.make("results")  # results are saved by `make results` only, never by a poll
     assert (project.results_dir() / "cx-done.json").exists()

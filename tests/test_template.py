@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -36,8 +37,6 @@ def test_defaults_render_without_trust(tmp_path):
     assert proc.returncode == 0, proc.stderr
     for name in (
         "modal_app.py",
-        "spawn_jobs.py",
-        "monitor.py",
         "Makefile",
         "pyproject.toml",
         "tasks.jsonl",
@@ -46,6 +45,8 @@ def test_defaults_render_without_trust(tmp_path):
         ".copier-answers.yml",
         ".pre-commit-config.yaml",
         ".github/workflows/ci.yml",
+        "modal_jobs/__main__.py",
+        "modal_jobs/cli.py",
         "modal_jobs/guard.py",
         "modal_jobs/ledger.py",
         "modal_jobs/tasks.py",
@@ -153,26 +154,27 @@ def test_use_volume_takes_the_usual_yes_and_no_words(render, value, expected):
 
 @pytest.mark.parametrize("value", ["7", " 7 ", 7, "+7"])
 def test_int_answers_given_as_text_still_work(render, value):
-    assert "TIMEOUT_SECONDS = 7  #" in (render(timeout_seconds=value) / "modal_app.py").read_text()
+    assert "TIMEOUT_S = 7  #" in (render(timeout_seconds=value) / "modal_jobs" / "settings.py").read_text()
 
 
 @pytest.mark.parametrize(
     ("answers", "expected"),
     [
         ({"gpu": "none"}, None),
-        ({"gpu": "T4"}, 'gpu="T4",'),
-        ({"gpu": "H100", "gpu_count": 2}, 'gpu="H100:2",'),
-        ({"gpu": "A100-80GB", "gpu_count": 8}, 'gpu="A100-80GB:8",'),
-        ({"gpu": "H100", "gpu_fallbacks": ["A100-80GB", "L40S"]}, 'gpu=["H100", "A100-80GB", "L40S"],'),
-        ({"gpu": "H200", "gpu_count": 4, "gpu_fallbacks": ["H100"]}, 'gpu=["H200:4", "H100:4"],'),
+        ({"gpu": "T4"}, "T4"),
+        ({"gpu": "H100", "gpu_count": 2}, "H100:2"),
+        ({"gpu": "A100-80GB", "gpu_count": 8}, "A100-80GB:8"),
+        ({"gpu": "H100", "gpu_fallbacks": ["A100-80GB", "L40S"]}, ["H100", "A100-80GB", "L40S"]),
+        ({"gpu": "H200", "gpu_count": 4, "gpu_fallbacks": ["H100"]}, ["H200:4", "H100:4"]),
     ],
 )
 def test_gpu_is_rendered_as_modal_accepts_it(render, answers, expected):
-    app = (render(**answers) / "modal_app.py").read_text()
-    if expected is None:
-        assert "gpu=" not in app
-    else:
-        assert expected in app
+    """settings.py holds the GPU once; modal_app.py passes settings.gpu_argument() to modal."""
+    project = render(**answers)
+    assert "gpu=settings.gpu_argument()" in (project / "modal_app.py").read_text()
+    script = "from modal_jobs import settings; import json; print(json.dumps(settings.gpu_argument()))"
+    out = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == expected
 
 
 def test_conditional_parts(render):
@@ -209,7 +211,8 @@ def test_names_flow_through(render):
     assert (dst / "protein_folding_2" / "guard.py").is_file()
     assert 'APP_NAME = "fold-2"' in (dst / "protein_folding_2" / "settings.py").read_text()
     assert "def fold(task: dict" in (dst / "modal_app.py").read_text()
-    assert "from protein_folding_2 import" in (dst / "spawn_jobs.py").read_text()
+    assert "from protein_folding_2 import" in (dst / "modal_app.py").read_text()
+    assert "python -m protein_folding_2" in (dst / "Makefile").read_text()
 
 
 def test_emulator_source_defaults_to_the_template_checkout(render):
@@ -297,4 +300,5 @@ def test_copier_update_round_trip_is_a_no_op(tmp_path):
     run_update(dst, defaults=True, overwrite=True, quiet=True, vcs_ref="HEAD", unsafe=False)
     status = subprocess.run(["git", "status", "--porcelain"], cwd=dst, capture_output=True, text=True).stdout
     assert status == "", status
-    assert 'gpu="H100:2"' in (dst / "modal_app.py").read_text()
+    settings = (dst / "modal_jobs" / "settings.py").read_text()
+    assert 'GPU: str | None = "H100"' in settings and "GPU_COUNT = 2" in settings

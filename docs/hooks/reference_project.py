@@ -10,25 +10,27 @@ from reference_render import make_help, python
 
 # Runs inside the rendered project: every command's --help, as the user's terminal shows it.
 _HELP_SCRIPT = """
-import json, sys
+import importlib, json, pathlib, sys
 import typer
 from typer.testing import CliRunner
 sys.path.insert(0, ".")
-import monitor, spawn_jobs
+package = next(pathlib.Path(".").glob("*/cli.py")).parent.name
+cli = importlib.import_module(package + ".cli")
 runner = CliRunner()
-def show(cli, args, prog):
-    result = runner.invoke(cli, [*args, "--help"], prog_name=prog, terminal_width=100)
+prog = "python -m " + package
+def show(args):
+    result = runner.invoke(cli.app, [*args, "--help"], prog_name=prog, terminal_width=100)
     assert result.exit_code == 0, result.output
     return result.output
-pages = {"spawn_jobs.py": show(spawn_jobs.cli, [], "spawn_jobs.py"), "monitor.py": show(monitor.cli, [], "monitor.py")}
-for name in typer.main.get_command(monitor.cli).commands:
-    pages["monitor.py " + name] = show(monitor.cli, [name], "monitor.py")
+pages = {prog: show([])}
+for name in typer.main.get_command(cli.app).commands:
+    pages[prog + " " + name] = show([name])
 print(json.dumps(pages))
 """
 
 
 def cli_help(project: Path) -> dict[str, str]:
-    """``--help`` of ``spawn_jobs.py``, ``monitor.py`` and each of monitor's commands."""
+    """``--help`` of the project's CLI (``python -m PACKAGE``) and of each of its commands."""
     return json.loads(python(_HELP_SCRIPT, project))
 
 
@@ -77,12 +79,13 @@ def cli_page(project: Path) -> str:
     out = [
         "# Command line",
         "",
-        "Generated when this site is built: the `--help` of the generated project's scripts, from a",
+        "Generated when this site is built: the `--help` of the generated project's commands, from a",
         "project rendered with `copier copy --defaults`. The make targets call them (`make spawn` is",
-        '`spawn_jobs.py`, `make status` is `monitor.py status`, ...); pass options with `ARGS="..."`.',
+        "`python -m modal_jobs spawn`, `make status` is `python -m modal_jobs status`, ...); pass options",
+        'with `ARGS="..."`.',
     ]
     for command, text in cli_help(project).items():
-        anchor = command.replace(".py", "").replace(" ", "-").replace("_", "-")
+        anchor = "-".join(["cli", *command.split()[3:]])
         lines = "\n".join(line.rstrip() for line in text.splitlines()).strip("\n").splitlines()
         out += ["", f"## `{command}` {{#{anchor}}}", "", "```text", *lines, "```"]
     return "\n".join(out) + "\n"

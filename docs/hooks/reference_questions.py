@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import jinja2
 import yaml
 
 TAG = re.compile(r"\{%.*?%\}", re.S)
@@ -43,6 +44,15 @@ def rules(name: str, spec: dict) -> list[str]:
     return found
 
 
+def choices(copier_yml: Path, spec: dict) -> list:
+    """A question's choices; written as jinja (a list from includes/names.jinja), rendered as copier does."""
+    raw = spec["choices"]
+    if not isinstance(raw, str):
+        return raw
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(copier_yml.parent))
+    return yaml.safe_load(env.from_string(raw).render())
+
+
 def _code(value) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
     return f"`{text}`" if text else "(empty)"
@@ -73,7 +83,7 @@ def page(copier_yml: Path, rendered: dict) -> str:
         if name in rendered and rendered[name] != spec.get("default"):
             out.append(f"  (with all defaults: {_code(rendered[name])})")
         if "choices" in spec:
-            out.append("- **choices**: " + ", ".join(_code(c) for c in spec["choices"]))
+            out.append("- **choices**: " + ", ".join(_code(c) for c in choices(copier_yml, spec)))
         if isinstance(spec.get("when"), str):
             out.append(f"- **asked when**: `{spec['when'].strip()}`")
         for rule in rules(name, spec):

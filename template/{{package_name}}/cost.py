@@ -1,6 +1,6 @@
 """The most a batch of tasks can cost: every attempt of every task runs to its timeout.
 
-Printed by spawn_jobs.py before it spawns anything; above ``settings.COST_CONFIRM_USD`` it asks
+Printed by `make spawn` (cli.check_cost) before it spawns anything; above ``settings.COST_CONFIRM_USD`` it asks
 first (``--yes`` skips the question) and, with no terminal to ask on, refuses.
 """
 

@@ -1,11 +1,11 @@
 """Code-change guard: never spawn jobs onto a deployment that runs other code.
 
 The hash covers exactly what ``modal deploy`` ships: ``modal_app.py``, the files
-of this package that ``add_local_python_source`` adds to the image (found with
-modal's own rules: ``*.py`` only) and the dependency spec in ``pyproject.toml``.
+of this package that ``add_local_python_source`` adds to the image (by
+:func:`not_shipped`, the rule ``modal_app.py`` gives modal) and the dependency spec in ``pyproject.toml``.
 Editing the README, tests or the tasks file does not change it. ``make deploy``
-tags the deployment with the hash; the spawner compares it with the newest
-deployed tag, and the deployed function re-checks it.
+tags the deployment with the hash; the spawner spawns onto the version tagged
+with the local hash (:func:`pin`), and the deployed function re-checks it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import settings
@@ -22,22 +21,37 @@ from . import settings
 HASH_ENV = "JOB_CODE_HASH"
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """One deployment of the app, as Modal lists it (``modal app history``)."""
+
+    version: int
+    tag: str | None  # the code hash `make deploy` tagged it with
+
+
 class StaleDeploymentError(RuntimeError):
     """The deployed code differs from the local code."""
 
 
+def not_shipped(path: Path) -> bool:
+    """The ``ignore`` rule ``modal_app.py`` gives ``Image.add_local_python_source``: ``path`` (relative
+    to the package folder) is left out of the image unless it is a ``.py`` file outside dot-folders and
+    ``__pycache__``. The hash walks the package with this same rule, so what is hashed is what ships."""
+    hidden = any(part.startswith(".") or part == "__pycache__" for part in path.parts)
+    return hidden or path.suffix != ".py"
+
+
 def shipped_package_files(root: Path = settings.PROJECT_ROOT) -> list[Path]:
-    """The package files ``add_local_python_source`` puts in the image, by modal's own rules
-    (its default ``ignore``, which keeps ``*.py`` files only)."""
-    from pathlib import PurePosixPath
-
-    from modal.file_pattern_matcher import NON_PYTHON_FILES
-    from modal.mount import _MountDir
-
-    package = _MountDir(
-        Path(root) / settings.PACKAGE_NAME, PurePosixPath("/root"), ignore=NON_PYTHON_FILES, recursive=True
-    )
-    return sorted({Path(local).resolve() for local, _remote in package.get_files_to_upload()})
+    """The package files the image gets: every file under the package that :func:`not_shipped`
+    keeps, walked as ``add_local_python_source`` walks it (``os.walk``, symlinks resolved)."""
+    package = (Path(root) / settings.PACKAGE_NAME).absolute()
+    found = set()
+    for folder, _dirs, files in os.walk(package):
+        for name in files:
+            path = Path(folder, name)
+            if not not_shipped(path.relative_to(package)):
+                found.add(path.resolve())
+    return sorted(found)
 
 
 def deployed_files(root: Path = settings.PROJECT_ROOT) -> list[Path]:
@@ -83,97 +97,29 @@ def code_hash(root: Path = settings.PROJECT_ROOT) -> str:
     return digest.hexdigest()[:16]
 
 
-def parse_history(text: str) -> str | None:
-    """The tag of the newest deployment in ``modal app history --json`` output."""
-    rows = json.loads(text or "[]")
-    if not rows:
-        return None
+def pin(local: str, deployments: list[Deployment], allow_stale: bool = False) -> Deployment:
+    """The deployment to spawn onto: the newest one tagged with the local code hash. Every spawn
+    names its version, so a later `make deploy` cannot change what these spawns run.
 
-    def version(row: dict) -> int:
-        raw = str(row.get("Version", row.get("version", "0"))).lstrip("v")
-        return int(raw) if raw.isdigit() else 0
-
-    newest = max(rows, key=version)
-    tag = newest.get("tag", newest.get("Tag"))
-    return tag or None
-
-
-class DeployedHash:
-    """The hash the deployed app was tagged with (``None`` when never deployed), read from
-    ``modal app history APP --json`` in a child process that starts at once: ask early,
-    do other work, then call :meth:`result`. Accepts both ``tag`` and ``Tag`` keys."""
-
-    def __init__(self, app_name: str = settings.APP_NAME):
-        self.app_name = app_name
-        # This interpreter's modal: found even when the venv's bin/ is not on PATH.
-        self.command = [sys.executable, "-m", "modal", "app", "history", app_name, "--json"]
-        self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def result(self) -> str | None:
-        limit = settings.API_TIMEOUT_S + 10
-        try:
-            out, errors = self.proc.communicate(timeout=limit)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
-            raise RuntimeError(
-                f"`modal app history {self.app_name} --json` got no answer within {limit:g} s: "
-                "is Modal's API reachable?"
-            ) from None
-        if self.proc.returncode != 0:
-            text = (errors + out).lower()
-            if "not found" in text or "no app with name" in text:
-                return None
-            last = (errors or out).strip().splitlines()[-1:] or ["no output"]
-            hint = ""
-            if "token missing" in text or "could not authenticate" in text:
-                hint = " (no Modal token: run `modal setup`; for the local emulator, add LOCAL=1)"
-            raise RuntimeError(f"`modal app history {self.app_name} --json` failed: {last[0]}{hint}")
-        return parse_history(out)
-
-
-def deployed_hash(app_name: str = settings.APP_NAME) -> str | None:
-    """The hash the deployed app was tagged with (``None`` when never deployed)."""
-    return DeployedHash(app_name).result()
-
-
-def check_deployment(local: str, deployed: str | None) -> None:
-    """Raise with the fix when the deployment is missing or stale."""
-    if deployed is None:
-        raise StaleDeploymentError(f"app '{settings.APP_NAME}' is not deployed: run `make deploy`")
-    if deployed != local:
-        raise StaleDeploymentError(
-            f"deployed code {deployed} differs from local code {local}: run `make deploy` "
-            "(or `make spawn ARGS=--allow-stale` to spawn onto the old code anyway)"
-        )
+    With ``allow_stale``, the newest deployment whatever its code. Raises with the fix otherwise.
+    """
+    if not deployments:
+        raise StaleDeploymentError(f"app '{settings.APP_NAME}' is not deployed: run {settings.make('deploy')}")
+    for deployment in deployments:  # newest first
+        if deployment.tag == local:
+            return deployment
+    newest = deployments[0]
+    if allow_stale:
+        return newest
+    raise StaleDeploymentError(
+        f"deployed code {newest.tag or '(untagged)'} (version {newest.version}) differs from local code {local}: "
+        f"run {settings.make('deploy')} (or {settings.make('spawn', '--allow-stale')} to spawn onto the deployed "
+        "code anyway)"
+    )
 
 
 def check_running_code(expected: str | None) -> None:
     """Called first inside the deployed function: fail fast on a hash mismatch."""
     baked = os.environ.get(HASH_ENV)
     if expected and baked and expected != baked:
-        raise StaleDeploymentError(
-            f"this deployment runs code {baked} but the spawner expected {expected}: run `make deploy`"
-        )
-
-
-def main() -> int:
-    """``python -m PACKAGE.guard``: local vs deployed hash, for `make guard`."""
-    local = code_hash()
-    try:
-        deployed = deployed_hash()
-    except RuntimeError as exc:
-        print(f"error: {exc}")
-        return 2
-    print(f"local    {local}\ndeployed {deployed or '(not deployed)'}")
-    try:
-        check_deployment(local, deployed)
-    except StaleDeploymentError as exc:
-        print(f"STALE: {exc}")
-        return 1
-    print("up to date")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        raise StaleDeploymentError(f"this deployment runs code {baked} but the spawner expected {expected}")

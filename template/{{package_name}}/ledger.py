@@ -14,16 +14,8 @@ Call ids are the only handle on detached work, so the ledger never loses one:
 SQLite gives atomic writes, so a killed process never leaves a corrupted ledger,
 and several processes may read and poll at once.
 
-States::
-
-    spawning ──> pending ──> succeeded | failed | timeout | lost | cancelled | expired
-        └──────> unknown   (the spawner died before it learnt the call id)
-
-``pending`` covers queued and running; a call leaves it only once Modal reports
-the job's own outcome (never because the API could not be reached). A task longer
-than one attempt continues in a chain of calls (``continuation.py``): its row then
-follows the chain (``call_id`` is the newest link, ``chain`` the earlier ones), so
-the task is reported once, not per link.
+What a row's state may become is decided by the job's state machine (``job.py``); this module
+stores rows and guards each write with the state it expects to find.
 """
 
 from __future__ import annotations
@@ -35,27 +27,12 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SPAWNING = "spawning"
-UNKNOWN = "unknown"
-PENDING = "pending"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-TIMEOUT = "timeout"
-LOST = "lost"
-CANCELLED = "cancelled"
-EXPIRED = "expired"
-STATES = (SPAWNING, UNKNOWN, PENDING, SUCCEEDED, FAILED, TIMEOUT, LOST, CANCELLED, EXPIRED)
-FINAL_STATES = frozenset({SUCCEEDED, FAILED, TIMEOUT, LOST, CANCELLED, EXPIRED})
-# `make retry` spawns a new attempt of a task whose newest call ended in one of these.
-RETRYABLE_STATES = frozenset({FAILED, TIMEOUT, LOST, EXPIRED})
-# A task whose newest row is in one of these is not spawned again without being asked.
-ACTIVE_STATES = frozenset({SPAWNING, UNKNOWN, PENDING, SUCCEEDED})
+from .job import ACTIVE_STATES, FINAL_STATES, PENDING, SPAWN_UNSURE, SPAWNED, SPAWNING, Job, after
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -69,7 +46,8 @@ CREATE TABLE IF NOT EXISTS calls (
     finished_at REAL,
     error       TEXT,
     result_path TEXT,
-    chain       TEXT NOT NULL DEFAULT '[]'
+    chain       TEXT NOT NULL DEFAULT '[]',
+    version     INTEGER
 );
 CREATE INDEX IF NOT EXISTS calls_task ON calls (task_id, id);
 CREATE INDEX IF NOT EXISTS calls_state ON calls (state);
@@ -105,32 +83,6 @@ class LedgerGone(LedgerError):
     def __init__(self, message: str):
         super().__init__(message)
         self.calls: list[tuple[str, str]] = []  # (task id, call id) the writer knows of: recorded nowhere
-
-
-@dataclass(frozen=True)
-class Call:
-    row: int
-    task_id: str
-    call_id: str | None
-    app_name: str
-    code_hash: str
-    params: str
-    state: str
-    spawned_at: float
-    finished_at: float | None
-    error: str | None
-    result_path: str | None
-    chain: str = "[]"
-
-    def links(self) -> list[str]:
-        """The earlier calls of this task's chain, oldest first."""
-        return json.loads(self.chain)
-
-    def params_dict(self) -> dict[str, Any]:
-        return json.loads(self.params)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "params": self.params_dict(), "chain": self.links()}
 
 
 class Ledger:
@@ -222,9 +174,12 @@ class Ledger:
                 raise RuntimeError(f"{self.path}: ledger written by a newer version of this project (v{version})")
             if version < SCHEMA_VERSION:
                 columns = [row[1] for row in conn.execute("PRAGMA table_info(calls)")]
-                script = _MIGRATE_V1.format(schema=_SCHEMA) if columns and "id" not in columns else _SCHEMA
-                if columns and "id" in columns and "chain" not in columns:  # v2: before chains
-                    script = "ALTER TABLE calls ADD COLUMN chain TEXT NOT NULL DEFAULT '[]';" + script
+                if columns and "id" not in columns:  # v1: call_id was the key
+                    script = _MIGRATE_V1.format(schema=_SCHEMA)
+                else:
+                    added = {"chain": "chain TEXT NOT NULL DEFAULT '[]'", "version": "version INTEGER"}  # v2, v3
+                    missing = [added[c] for c in added if columns and c not in columns]
+                    script = "".join(f"ALTER TABLE calls ADD COLUMN {c};" for c in missing) + _SCHEMA
                 for statement in filter(str.strip, script.split(";")):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -278,7 +233,11 @@ class Ledger:
         with self.transaction() as db:
             db.execute(
                 "UPDATE calls SET state = ?, error = ? WHERE state = ?",
-                (UNKNOWN, "the spawner stopped before it recorded the call id; the job may be running", SPAWNING),
+                (
+                    after(SPAWNING, SPAWN_UNSURE),
+                    "the spawner stopped before it recorded the call id; the job may be running",
+                    SPAWNING,
+                ),
             )
 
     def settle(self) -> None:
@@ -289,19 +248,25 @@ class Ledger:
         except LedgerError:  # a spawn is running, or the ledger cannot be written: nothing to settle now
             pass
 
-    def begin_spawn(self, task_id: str, params: dict[str, Any], app_name: str, code_hash: str) -> int:
+    def begin_spawn(
+        self, task_id: str, params: dict[str, Any], app_name: str, code_hash: str, version: int | None = None
+    ) -> int:
         """Write the intent row (before the spawn RPC); returns its row id."""
         with self.transaction() as db:
             cursor = db.execute(
-                "INSERT INTO calls (task_id, app_name, code_hash, params, state, spawned_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (task_id, app_name, code_hash, json.dumps(params, sort_keys=True), SPAWNING, time.time()),
+                "INSERT INTO calls (task_id, app_name, code_hash, params, state, spawned_at, version) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (task_id, app_name, code_hash, json.dumps(params, sort_keys=True), SPAWNING, time.time(), version),
             )
             return int(cursor.lastrowid)
 
     def complete_spawn(self, row: int, call_id: str) -> None:
         """The spawn RPC returned ``call_id``: the row becomes a pending call."""
         with self.transaction() as db:
-            db.execute("UPDATE calls SET call_id = ?, state = ?, error = NULL WHERE id = ?", (call_id, PENDING, row))
+            db.execute(
+                "UPDATE calls SET call_id = ?, state = ?, error = NULL WHERE id = ? AND state = ?",
+                (call_id, after(SPAWNING, SPAWNED), row, SPAWNING),
+            )
 
     def abandon_spawn(self, row: int) -> None:
         """The spawn RPC was refused: nothing runs on Modal, so the intent is dropped."""
@@ -312,7 +277,8 @@ class Ledger:
         """The spawn RPC failed in a way that may or may not have started the call."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE calls SET state = ?, error = ? WHERE id = ? AND state = ?", (UNKNOWN, error, row, SPAWNING)
+                "UPDATE calls SET state = ?, error = ? WHERE id = ? AND state = ?",
+                (after(SPAWNING, SPAWN_UNSURE), error, row, SPAWNING),
             )
 
     # ------------------------------------------------------------- outcomes
@@ -326,28 +292,46 @@ class Ledger:
             )
 
     def finish(self, call_id: str, state: str, *, error: str | None = None, result_path: str | None = None) -> None:
+        """The pending job whose newest call is ``call_id`` ended in ``state`` (a final one)."""
         if state not in FINAL_STATES:
             raise ValueError(f"not a final state: {state!r}")
         with self.transaction(durable=False) as db:
             db.execute(
                 "UPDATE calls SET state = ?, finished_at = ?, error = ?, result_path = ? "
-                "WHERE call_id = ? AND state = 'pending'",
-                (state, time.time(), error, result_path, call_id),
+                "WHERE call_id = ? AND state = ?",
+                (state, time.time(), error, result_path, call_id, PENDING),
             )
 
-    def calls(self, *, state: str | None = None, latest_only: bool = True) -> list[Call]:
-        """Rows in spawn order; by default only the newest row of each task (earlier rows are
+    def set_result_path(self, row: int, path: str) -> None:
+        """Where the job's result was saved (`make results`)."""
+        with self.transaction(durable=False) as db:
+            db.execute("UPDATE calls SET result_path = ? WHERE id = ?", (path, row))
+
+    _COLUMNS = (
+        "id, task_id, call_id, app_name, code_hash, params, state, spawned_at, finished_at, error, result_path, "
+        "chain, version"
+    )
+
+    def jobs(self, *, state: str | None = None, latest_only: bool = True) -> list[Job]:
+        """Jobs in spawn order; by default only the newest job of each task (earlier ones are
         the history of its attempts)."""
         if not self.path.exists():
             return []
-        query = "SELECT * FROM calls"
+        query = f"SELECT {self._COLUMNS} FROM calls"
         if latest_only:
             query += " WHERE id IN (SELECT MAX(id) FROM calls GROUP BY task_id)"
         query += " ORDER BY id"
-        rows = [Call(*row) for row in self._connection().execute(query)]
-        return [c for c in rows if state is None or c.state == state]
+        rows = [Job(*row) for row in self._connection().execute(query)]
+        return [j for j in rows if state is None or j.state == state]
+
+    def job(self, row: int) -> Job:
+        """The job of one row, as it is now."""
+        found = self._connection().execute(f"SELECT {self._COLUMNS} FROM calls WHERE id = ?", (row,)).fetchone()
+        if found is None:
+            raise KeyError(row)
+        return Job(*found)
 
     def active_task_ids(self) -> set[str]:
-        """Tasks whose newest row is in flight, pending, of unknown outcome or succeeded:
+        """Tasks whose newest job is in flight, pending, of unknown outcome or succeeded:
         spawning them again could run the same work twice."""
-        return {c.task_id for c in self.calls() if c.state in ACTIVE_STATES}
+        return {j.task_id for j in self.jobs() if j.state in ACTIVE_STATES}

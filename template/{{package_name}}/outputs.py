@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 
-def write_json(path: Path, value: Any) -> None:
-    """Write ``value`` as JSON atomically: a temporary file, flushed to disk, renamed over ``path``."""
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` atomically: a temporary file, flushed to disk, renamed over ``path``.
+    The one way this project writes a file that must never be seen half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(value, indent=2) + "\n")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -36,3 +37,6 @@ def scalar_fields(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def _is_scalar(value: Any) -> bool:
     return isinstance(value, str | int | float | bool) or value is None
+def write_json(path: Path, value: Any) -> None:
+    """Write ``value`` as JSON atomically (:func:`write_text`)."""
+    write_text(path, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
