@@ -37,6 +37,8 @@ def scalar_fields(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def _is_scalar(value: Any) -> bool:
     return isinstance(value, str | int | float | bool) or value is None
+
+
 def write_json(path: Path, value: Any) -> None:
     """Write ``value`` as JSON atomically (:func:`write_text`)."""
     write_text(path, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
