@@ -26,14 +26,19 @@ from modal_proto import api_pb2
 
 from . import notices, volumemounts
 from .local import client_env
+from .modal_context import APP_ID_ENV
 from .store import atomic_write
-from .worker import END_OF_INPUT
+from .worker import BATCH_ENV, END_OF_INPUT
 
 if TYPE_CHECKING:
     from .core import Emulator
 
 log = logging.getLogger("modal_emu")
 GS = api_pb2.GenericResult
+# How long a container stopped on purpose has for its @modal.exit methods before SIGKILL: on scale-down
+# as on Modal; on emulator stop less, within the 10 s `modal_emu stop` waits for the server.
+EXIT_GRACE_S = 30.0
+STOP_GRACE_S = 5.0
 
 
 def result_path(emu: Emulator, call_id: str, idx: str):
@@ -58,6 +63,7 @@ class Container:
         self.started_at = time.time()
         self.preempted = False  # set by Runner.preempt: whatever this attempt does next, it is a preemption
         self.kill_timer: asyncio.TimerHandle | None = None  # a preemption's SIGKILL at the end of its grace
+        self.kill_at = 0.0  # when (loop time)
         # set when the worker's END_OF_INPUT arrives on stdout / stderr: every line of the input is logged
         self.drained = {fd: asyncio.Event() for fd in (api_pb2.FILE_DESCRIPTOR_STDOUT, api_pb2.FILE_DESCRIPTOR_STDERR)}
 
@@ -67,7 +73,15 @@ class Container:
         for wait in waits:
             wait.cancel()
 
-    async def close(self) -> None:
+    async def close(self, grace_s: float = 0.0) -> None:
+        """Stop the container. With a grace, as Modal stops one: the worker sees the end of its input
+        stream and runs the class's ``@modal.exit`` methods; SIGKILL once it exits or the grace is over."""
+        if grace_s > 0 and self.proc.returncode is None and self.proc.stdin is not None:
+            self.proc.stdin.close()
+            try:
+                await asyncio.wait_for(self.proc.wait(), grace_s)
+            except TimeoutError:
+                pass
         if self.kill_timer is not None:  # once the group is gone its number may be reused: never kill it later
             self.kill_timer.cancel()
         _kill(self.proc)
@@ -127,6 +141,7 @@ class Runner:
             except ProcessLookupError:
                 continue
             container.kill_timer = loop.call_later(grace_s, _kill, container.proc)
+            container.kill_at = loop.time() + grace_s
         return [c.current for c in hits if c.current]
 
     def finish_lost(self, call_id: str, idx: str) -> None:
@@ -152,8 +167,7 @@ class Runner:
     async def shutdown(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        for container in list(self._containers):
-            await self._close(container)
+        await asyncio.gather(*(self._close(c, STOP_GRACE_S) for c in list(self._containers)))
 
     # --------------------------------------------------------------- private
     def _finish(self, call_id: str, idx: str, result: api_pb2.GenericResult) -> None:
@@ -249,9 +263,12 @@ class Runner:
             if self.emu.config.container_idle_s > 0:
                 self._release(container)
             else:  # no warm containers: one process per input
-                await self._close(container)
+                await self._close(container, EXIT_GRACE_S)
             return GS.FromString(out.read_bytes())
-        await self._close(container)
+        if container.preempted:  # what is left of its grace, for its @modal.exit methods
+            await self._close(container, container.kill_at - asyncio.get_running_loop().time())
+        else:
+            await self._close(container)
         if container.preempted:
             return self._preempted(call_id, out if outcome == "done" else None, container.proc.returncode, chunks)
         if outcome == "timeout":
@@ -314,9 +331,9 @@ class Runner:
         self._containers.add(container)
         return container
 
-    async def _close(self, container: Container) -> None:
+    async def _close(self, container: Container, grace_s: float = 0.0) -> None:
         self._containers.discard(container)
-        await container.close()
+        await container.close(grace_s)
 
     def _release(self, container: Container) -> None:
         """Keep a container warm for the next input; stop it after the idle window
@@ -328,7 +345,7 @@ class Runner:
     def _reap(self, container: Container) -> None:
         container.reaper = None
         self._idle[container.key].remove(container)
-        asyncio.ensure_future(self._close(container))
+        asyncio.ensure_future(self._close(container, EXIT_GRACE_S))
 
     async def _wait(self, proc: asyncio.subprocess.Process, out: Path, started: Path, timeout: float) -> str:
         """Wait until the input's result exists ("done"), the container dies ("exited"),
@@ -376,6 +393,7 @@ class Runner:
         env.update(client_env(emu.server_url, emu.store.root))
         env.update(
             MODAL_EMU_SERVER_PID=str(os.getpid()),
+            **{APP_ID_ENV: fn["app_id"], BATCH_ENV: str(fn.get("batch_max_size", 0))},
             MODAL_EMU_VOLUMES=json.dumps(volumes),
             MODAL_EMU_MOUNT_AT_PATHS=json.dumps(volumes if volumes and self.mount_reason(fn) is None else {}),
             PYTHONPATH=os.pathsep.join([workdir, env.get("PYTHONPATH", "")]).rstrip(os.pathsep),

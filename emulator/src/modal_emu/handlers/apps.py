@@ -75,6 +75,8 @@ def _layout(emu, app: dict) -> api_pb2.AppLayout:
                 ),
             )
         )
+    for class_id in app["class_ids"].values():  # a class's methods are in its service function's metadata
+        layout.objects.append(api_pb2.Object(object_id=class_id, class_handle_metadata=api_pb2.ClassHandleMetadata()))
     return layout
 
 

@@ -10,6 +10,7 @@ import time
 from google.protobuf import empty_pb2
 from modal_proto import api_pb2
 
+from ..modal_context import task_id
 from ..rpc import invalid, not_found, rpc
 from ..runner import input_path, result_path
 from ..service_class import add_method_metadata, resolve_variant
@@ -144,6 +145,7 @@ async def FunctionCreate(emu, request: api_pb2.FunctionCreateRequest) -> api_pb2
         "volumes": volumes,
         "gpu": _gpu(definition.resources.gpu_config),
         "is_generator": is_generator,
+        "batch_max_size": definition.batch_max_size,
         "handle_metadata": _b64(metadata),
         "function_data": _b64(data),
         "created_at": now(),
@@ -397,7 +399,7 @@ async def FunctionGetCallGraph(
                 input_id=item["input_id"],
                 function_call_id=call["id"],
                 status=item.get("result_status", 0) if item["status"] == "done" else 0,
-                task_id=f"ta-{item['pid']}" if running else "",
+                task_id=task_id(item["pid"]) if running else "",
             )
         )
     return response

@@ -1,0 +1,114 @@
+"""A running function is part of its app, as in a Modal container: through the real client, it calls
+the rest of its app, gets hydrated objects as arguments and its own ids; a class's ``@modal.enter``
+and ``@modal.exit`` run when Modal runs them; ``@modal.batched`` gets lists."""
+
+from __future__ import annotations
+
+import modal
+import pytest
+from conftest import APP_FILE, Emulator
+from emu_helpers import wait_for
+
+APP_DIR = APP_FILE.parent
+APP = "emu-fidelity"
+
+
+@pytest.fixture(scope="module")
+def fidelity_app(emulator):
+    emulator.modal("deploy", "emu_fidelity_app.py", cwd=APP_DIR)
+    return emulator
+
+
+def test_a_function_calls_the_rest_of_its_app(fidelity_app):
+    result = modal.Function.from_name(APP, "fan_out").remote(3)
+    assert result == {"remote": 9, "spawn": 16, "map": [0, 1, 4], "cls": "keeper-in"}
+
+
+def test_objects_passed_as_arguments_arrive_hydrated(fidelity_app):
+    with modal.Dict.ephemeral() as d, modal.Queue.ephemeral() as q:
+        d["from-caller"] = 41
+        vol = modal.Volume.from_name("emu-fidelity-vol", create_if_missing=True).hydrate()
+        with vol.batch_upload(force=True) as batch:
+            batch.put_file(APP_FILE, "/seen.py")
+        square = modal.Function.from_name(APP, "square").hydrate()  # a lookup is lazy: it pickles once hydrated
+        result = modal.Function.from_name(APP, "use_objects").remote(d, q, square, vol)
+        assert result == {"fn": 49, "vol": ["seen.py"]}
+        assert d["from-inside"] == 42 and q.get(timeout=10) == "queued-inside"
+
+
+def test_current_call_input_and_task_ids(fidelity_app):
+    ids = modal.Function.from_name(APP, "ids")
+    call = ids.spawn()
+    seen = call.get(timeout=60)
+    assert seen["call"] == call.object_id
+    assert seen["input"].startswith("in-") and seen["task"].startswith("ta-")
+    again = ids.remote()
+    assert again["input"] != seen["input"] and again["call"] != seen["call"]
+
+
+def test_batched_function_gets_lists_and_answers_each_input(fidelity_app):
+    doubled = modal.Function.from_name(APP, "doubled")
+    assert doubled.remote(3, 1) == 7
+    assert list(doubled.map([1, 2, 3], [10, 20, 30])) == [12, 24, 36]
+
+
+def _events(log) -> list[str]:
+    return log.read_text().split() if log.exists() else []
+
+
+def test_enter_once_then_exit_on_scale_down(tmp_path):
+    emu = Emulator(tmp_path / "state", 0, "--scaledown-window", "1")
+    emu.start()
+    try:
+        emu.deploy(APP_DIR / "emu_fidelity_app.py")
+        log = tmp_path / "hooks.log"
+        script = (
+            "import modal\n"
+            f"h = modal.Cls.from_name({APP!r}, 'Hooks')(log={str(log)!r})\n"
+            "print(h.work.remote(1), h.work.remote(2))\n"
+        )
+        assert emu.python(script).split() == ["2", "3"]
+        assert wait_for(lambda: "exit" in _events(log), timeout=60), log.read_text()
+        lines = log.read_text().splitlines()
+        assert [line.split()[0] for line in lines] == ["enter", "work", "work", "exit"]
+        assert len({line.split()[1] for line in lines}) == 1  # one container did all of it
+    finally:
+        emu.stop()
+
+
+def test_exit_runs_when_the_emulator_stops(tmp_path):
+    emu = Emulator(tmp_path / "state", 0, "--scaledown-window", "600")
+    emu.start()
+    try:
+        emu.deploy(APP_DIR / "emu_fidelity_app.py")
+        log = tmp_path / "hooks.log"
+        emu.python(f"import modal\nmodal.Cls.from_name({APP!r}, 'Hooks')(log={str(log)!r}).work.remote(1)\n")
+        assert "exit" not in _events(log)  # warm, not stopped
+    finally:
+        emu.stop()
+    assert _events(log)[-2] == "exit"
+
+
+def test_exit_runs_on_preemption_within_the_grace(tmp_path):
+    emu = Emulator(tmp_path / "state", 0)
+    emu.start()
+    try:
+        emu.deploy(APP_DIR / "emu_fidelity_app.py")
+        log, release = tmp_path / "hooks.log", tmp_path / "release"
+        script = (
+            "import modal\n"
+            f"h = modal.Cls.from_name({APP!r}, 'Hooks')(log={str(log)!r})\n"
+            f"print(h.wait_for.spawn({str(release)!r}).object_id)\n"
+        )
+        call_id = emu.python(script).strip()
+        assert wait_for(lambda: "waiting" in _events(log), timeout=60)
+        assert emu.preempt(call_id, grace_s=60)
+        assert wait_for(lambda: _events(log).count("waiting") == 2, timeout=60), log.read_text()
+        release.touch()
+        result = emu.python(f"import modal\nprint(modal.FunctionCall.from_id({call_id!r}).get(timeout=60))\n")
+        assert result.strip() == "released"
+        events = [line.split() for line in log.read_text().splitlines()]
+        first_pid = events[0][1]
+        assert [e for e, pid in events if pid == first_pid] == ["enter", "waiting", "exit"]
+    finally:
+        emu.stop()
