@@ -112,3 +112,68 @@ def test_exit_runs_on_preemption_within_the_grace(tmp_path):
         assert [e for e, pid in events if pid == first_pid] == ["enter", "waiting", "exit"]
     finally:
         emu.stop()
+
+
+def test_with_options_retries_secrets_env_and_volumes(fidelity_app, tmp_path):
+    configurable = modal.Cls.from_name(APP, "Configurable")
+    log = tmp_path / "flaky.log"
+    assert configurable.with_options(retries=2)(log=str(log)).flaky.remote(2) == 3
+    vol = modal.Volume.from_name("emu-fidelity-options", create_if_missing=True)
+    secret = modal.Secret.from_dict({"FID_SECRET": "from-secret"})
+    given = configurable.with_options(secrets=[secret], env={"FID_ENV": "from-env"}, volumes={"/fid-data": vol})
+    assert given().env.remote("FID_SECRET", "FID_ENV") == {
+        "env": {"FID_SECRET": "from-secret", "FID_ENV": "from-env"},
+        "volumes": ["/fid-data"],
+    }
+    # the class itself is unchanged
+    assert configurable().env.remote("FID_SECRET") == {"env": {"FID_SECRET": None}, "volumes": []}
+
+
+def test_with_options_refuses_what_it_cannot_honour_by_name(fidelity_app):
+    configurable = modal.Cls.from_name(APP, "Configurable")
+    bucket = modal.CloudBucketMount("some-bucket")
+    with pytest.raises(Exception, match=r"does not support cloud bucket mounts \(modal.CloudBucketMount\)"):
+        configurable.with_options(volumes={"/bucket": bucket})().env.remote()
+
+
+def test_max_containers_runs_one_input_at_a_time(fidelity_app, tmp_path):
+    log = tmp_path / "one.log"
+    overlaps = list(modal.Function.from_name(APP, "one_at_a_time").map([str(log)] * 2, [5.0] * 2))
+    assert overlaps == [False, False]
+    assert [line.split()[0] for line in log.read_text().splitlines()] == ["start", "end", "start", "end"]
+
+
+def _app_file(tmp_path, name: str, decorators: str) -> str:
+    """A one-function app with these decorators, written into ``tmp_path``."""
+    path = tmp_path / f"{name.replace('-', '_')}.py"
+    path.write_text(f"import modal\n\napp = modal.App({name!r})\n\n\n{decorators}\ndef job():\n    return 1\n")
+    return path.name
+
+
+@pytest.mark.parametrize(
+    ("decorators", "feature"),
+    [
+        ('@app.function(volumes={"/b": modal.CloudBucketMount("b")})', "cloud bucket mounts (modal.CloudBucketMount)"),
+        ("@app.function()\n@modal.experimental.clustered(size=2)", "clustered functions"),
+    ],
+)
+def test_deploy_refuses_a_feature_by_name(fidelity_app, tmp_path, decorators, feature):
+    deploy = fidelity_app.modal("deploy", _app_file(tmp_path, "emu-refused", decorators), cwd=tmp_path, check=False)
+    assert deploy.returncode != 0
+    said = [line for line in (deploy.stdout + deploy.stderr).splitlines() if "does not support" in line]
+    assert len(said) == 1 and feature in said[0] and "function 'job'" in said[0], deploy.stdout + deploy.stderr
+    assert "emu-refused" not in fidelity_app.modal("app", "list").stdout  # nothing half-deployed
+
+
+@pytest.mark.parametrize(
+    ("decorators", "feature"),
+    [
+        ("@app.function(schedule=modal.Period(hours=1))", "schedules (modal.Period, modal.Cron) do not run"),
+        ('@app.function(schedule=modal.Cron("0 * * * *"))', "schedules (modal.Period, modal.Cron) do not run"),
+        ("@app.function(block_network=True)", "network restrictions"),
+    ],
+)
+def test_deploy_warns_of_an_accepted_feature_it_does_not_carry_out(fidelity_app, tmp_path, decorators, feature):
+    deploy = fidelity_app.modal("deploy", _app_file(tmp_path, "emu-warned", decorators), cwd=tmp_path)
+    output = " ".join((deploy.stdout + deploy.stderr).split())  # the CLI wraps long warnings
+    assert feature in output and "function 'job'" in output, output

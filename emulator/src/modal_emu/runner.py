@@ -12,6 +12,7 @@ everything it started; a killed or crashed container is replaced by a new one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -53,8 +54,11 @@ class Container:
     """A worker process of one function version; like a Modal container it runs
     inputs one after another and stays warm for a while between them."""
 
-    def __init__(self, key: tuple[str, str], proc: asyncio.subprocess.Process, notes: list[str]):
+    def __init__(self, key: tuple[str, str], proc: asyncio.subprocess.Process, notes: list[str], fn: dict):
         self.key = key
+        self.idle_s = fn.get("scaledown_window") or 0  # the function's scaledown_window, else the emulator's
+        self.max_inputs = fn.get("max_inputs") or 0  # single_use_containers: 1
+        self.inputs_run = 0
         self.proc = proc
         self.current: tuple[str, str] | None = None
         self.reaper: asyncio.TimerHandle | None = None  # stops it once it has been idle long enough
@@ -94,6 +98,7 @@ class Runner:
         self.emu = emu
         self._slots: asyncio.Semaphore | None = None
         self._idle: dict[tuple[str, str], list[Container]] = {}
+        self._function_slots: dict[str, asyncio.Semaphore] = {}  # a function's max_containers
         self._containers: set[Container] = set()
         self._tasks: set[asyncio.Task] = set()
 
@@ -188,7 +193,7 @@ class Runner:
         delay = float(policy.get("initial_delay_ms", 1000)) / 1000
         item = call["inputs"][idx]
         while True:
-            async with self.slots:
+            async with self._max_containers(fn), self.slots:
                 if call.get("cancelled") or item["status"] == "done":
                     return
                 item.update(status="running", started_at=item.get("started_at") or time.time())
@@ -223,6 +228,12 @@ class Runner:
             await self.emu.notify_outputs()
             return
 
+    def _max_containers(self, fn: dict) -> asyncio.Semaphore | contextlib.nullcontext:
+        """At most ``max_containers`` inputs of the function at once (one per container, as each runs one)."""
+        if not fn.get("max_containers"):
+            return contextlib.nullcontext()
+        return self._function_slots.setdefault(fn["id"], asyncio.Semaphore(fn["max_containers"]))
+
     async def _attempt(self, call_id: str, idx: str, fn: dict) -> api_pb2.GenericResult | None:
         """Run the input once in a container: its result, or None if it was preempted before it returned one."""
         emu = self.emu
@@ -254,13 +265,14 @@ class Runner:
         try:
             container.proc.stdin.write((json.dumps(command) + "\n").encode())
             await container.proc.stdin.drain()
-            outcome = await self._wait(container.proc, out, started, fn["timeout_secs"])
+            outcome = await self._wait(container.proc, out, started, fn["timeout_secs"], fn.get("startup_timeout_secs"))
             if outcome == "done":
                 await container.logs_complete()
         finally:
             container.current = None
+        container.inputs_run += 1
         if outcome == "done" and not container.preempted:
-            if self.emu.config.container_idle_s > 0:
+            if self.emu.config.container_idle_s > 0 and container.inputs_run != container.max_inputs:
                 self._release(container)
             else:  # no warm containers: one process per input
                 await self._close(container, EXIT_GRACE_S)
@@ -271,6 +283,10 @@ class Runner:
             await self._close(container)
         if container.preempted:
             return self._preempted(call_id, out if outcome == "done" else None, container.proc.returncode, chunks)
+        if outcome == "startup timeout":
+            message = f"the container did not start within startup_timeout ({fn['startup_timeout_secs']} s)"
+            self._log(call_id, message)
+            return GS(status=GS.GENERIC_STATUS_TIMEOUT, exception=message)
         if outcome == "timeout":
             message = f"Function timed out after {fn['timeout_secs']} seconds"
             self._log(call_id, message)
@@ -315,7 +331,7 @@ class Runner:
             "modal_emu.worker",
             fn["workdir"],
             fn["module_name"],
-            fn["function_name"],
+            fn.get("implementation_name") or fn["function_name"],
             cwd=fn["workdir"],
             env=self._env(fn),
             stdin=asyncio.subprocess.PIPE,
@@ -323,7 +339,7 @@ class Runner:
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
         )
-        container = Container(key, proc, notices.for_container(fn, volumemounts_reason=self.mount_reason(fn)))
+        container = Container(key, proc, notices.for_container(fn, volumemounts_reason=self.mount_reason(fn)), fn)
         container.pumps = [
             asyncio.ensure_future(self._pump(proc.stdout, container, api_pb2.FILE_DESCRIPTOR_STDOUT)),
             asyncio.ensure_future(self._pump(proc.stderr, container, api_pb2.FILE_DESCRIPTOR_STDERR)),
@@ -340,21 +356,25 @@ class Runner:
         (taking it for an input cancels that, see ``_container``)."""
         self._idle.setdefault(container.key, []).append(container)
         loop = asyncio.get_running_loop()
-        container.reaper = loop.call_later(self.emu.config.container_idle_s, self._reap, container)
+        idle_s = container.idle_s or self.emu.config.container_idle_s
+        container.reaper = loop.call_later(idle_s, self._reap, container)
 
     def _reap(self, container: Container) -> None:
         container.reaper = None
         self._idle[container.key].remove(container)
         asyncio.ensure_future(self._close(container, EXIT_GRACE_S))
 
-    async def _wait(self, proc: asyncio.subprocess.Process, out: Path, started: Path, timeout: float) -> str:
-        """Wait until the input's result exists ("done"), the container dies ("exited"),
-        or the input runs past ``timeout`` ("timeout": the container is killed).
+    async def _wait(
+        self, proc: asyncio.subprocess.Process, out: Path, started: Path, timeout: float, startup: float | None = None
+    ) -> str:
+        """Wait until the input's result exists ("done"), the container dies ("exited"), the input
+        runs past ``timeout`` ("timeout") or does not start within ``startup`` ("startup timeout": the
+        container's imports and ``@modal.enter``); on a timeout the container is killed.
 
         As on Modal, the timeout counts from when the function starts executing,
         not from container start-up (imports), which the worker marks with a file.
         """
-        began = None
+        began, waiting_since = None, time.monotonic()
         while True:
             if out.exists():
                 return "done"
@@ -366,6 +386,10 @@ class Runner:
                 _kill(proc)
                 await proc.wait()
                 return "timeout"
+            if began is None and startup and time.monotonic() - waiting_since > startup:
+                _kill(proc)
+                await proc.wait()
+                return "startup timeout"
             try:
                 await asyncio.wait_for(asyncio.shield(proc.wait()), timeout=0.02)
             except TimeoutError:

@@ -1,6 +1,7 @@
 """The app of test_fidelity: a running function is part of its app (it calls the others), gets
 hydrated objects as arguments and its own ids, and a class's lifecycle hooks run when Modal runs them."""
 
+import json
 import os
 import time
 from pathlib import Path
@@ -90,3 +91,42 @@ def doubled(xs: list[int], ys: list[int]) -> list[int]:
     if not isinstance(xs, list) or not isinstance(ys, list):
         raise TypeError(f"a batched function gets lists, not {type(xs).__name__}")
     return [x * 2 + y for x, y in zip(xs, ys, strict=True)]
+
+
+@app.cls()
+class Configurable:
+    """What ``with_options`` gives a class: each method reports it."""
+
+    log: str = modal.parameter(default="")
+
+    @modal.method()
+    def env(self, *names: str) -> dict:
+        volumes = sorted(json.loads(os.environ.get("MODAL_EMU_VOLUMES", "{}")))
+        return {"env": {name: os.environ.get(name) for name in names}, "volumes": volumes}
+
+    @modal.method()
+    def flaky(self, failures: int) -> int:
+        """Fails its first ``failures`` attempts (counted in the file ``log``), then returns the attempt number."""
+        with open(self.log, "a") as f:
+            f.write("attempt\n")
+        attempt = len(Path(self.log).read_text().split())
+        if attempt <= failures:
+            raise RuntimeError(f"attempt {attempt} fails on purpose")
+        return attempt
+
+
+@app.function(max_containers=1)
+def one_at_a_time(log: str, hold_s: float) -> bool:
+    """Notes its start and end in ``log``; holds until another input starts or ``hold_s`` passes.
+    True if another input ran at the same time."""
+    with open(log, "a") as f:
+        f.write(f"start {modal.current_input_id()}\n")
+    deadline = time.monotonic() + hold_s
+    overlapped = False
+    while time.monotonic() < deadline and not overlapped:
+        lines = Path(log).read_text().split("\n")
+        overlapped = sum(line.startswith("start") for line in lines) > sum(line.startswith("end") for line in lines) + 1
+        time.sleep(0.05)
+    with open(log, "a") as f:
+        f.write(f"end {modal.current_input_id()}\n")
+    return overlapped
