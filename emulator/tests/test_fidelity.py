@@ -77,16 +77,24 @@ def test_enter_once_then_exit_on_scale_down(tmp_path):
 
 
 def test_exit_runs_when_the_emulator_stops(tmp_path):
+    """In a warm container, and in a busy one (its input is interrupted, as by a preemption)."""
     emu = Emulator(tmp_path / "state", 0, "--scaledown-window", "600")
     emu.start()
     try:
         emu.deploy(APP_DIR / "emu_fidelity_app.py")
-        log = tmp_path / "hooks.log"
-        emu.python(f"import modal\nmodal.Cls.from_name({APP!r}, 'Hooks')(log={str(log)!r}).work.remote(1)\n")
-        assert "exit" not in _events(log)  # warm, not stopped
+        idle_log, busy_log = tmp_path / "idle.log", tmp_path / "busy.log"
+        script = (
+            "import modal\n"
+            f"hooks = modal.Cls.from_name({APP!r}, 'Hooks')\n"
+            f"hooks(log={str(idle_log)!r}).work.remote(1)\n"
+            f"hooks(log={str(busy_log)!r}).wait_for.spawn({str(tmp_path / 'never')!r})\n"
+        )
+        emu.python(script)
+        assert wait_for(lambda: "waiting" in _events(busy_log), timeout=60)
+        assert "exit" not in _events(idle_log) + _events(busy_log)  # warm and busy, not stopped
     finally:
         emu.stop()
-    assert _events(log)[-2] == "exit"
+    assert _events(idle_log)[-2] == "exit" and _events(busy_log)[-2] == "exit"
 
 
 def test_exit_runs_on_preemption_within_the_grace(tmp_path):

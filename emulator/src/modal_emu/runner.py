@@ -101,6 +101,7 @@ class Runner:
         self._function_slots: dict[str, asyncio.Semaphore] = {}  # a function's max_containers
         self._containers: set[Container] = set()
         self._tasks: set[asyncio.Task] = set()
+        self._closing: set[asyncio.Task] = set()  # containers stopping in the background (their exit grace)
 
     @property
     def slots(self) -> asyncio.Semaphore:
@@ -172,7 +173,12 @@ class Runner:
     async def shutdown(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*(self._close(c, STOP_GRACE_S) for c in list(self._containers)))
+        for container in self._containers:
+            if container.current is not None:  # a busy one is interrupted, as a preemption would (SIGINT)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(container.proc.pid, signal.SIGINT)
+        closing = [self._close(c, STOP_GRACE_S) for c in list(self._containers)]
+        await asyncio.gather(*closing, *self._closing, return_exceptions=True)
 
     # --------------------------------------------------------------- private
     def _finish(self, call_id: str, idx: str, result: api_pb2.GenericResult) -> None:
@@ -274,8 +280,8 @@ class Runner:
         if outcome == "done" and not container.preempted:
             if self.emu.config.container_idle_s > 0 and container.inputs_run != container.max_inputs:
                 self._release(container)
-            else:  # no warm containers: one process per input
-                await self._close(container, EXIT_GRACE_S)
+            else:  # no warm containers: one process per input, stopped while its result goes back
+                self._close_later(container)
             return GS.FromString(out.read_bytes())
         if container.preempted:  # what is left of its grace, for its @modal.exit methods
             await self._close(container, container.kill_at - asyncio.get_running_loop().time())
@@ -362,7 +368,13 @@ class Runner:
     def _reap(self, container: Container) -> None:
         container.reaper = None
         self._idle[container.key].remove(container)
-        asyncio.ensure_future(self._close(container, EXIT_GRACE_S))
+        self._close_later(container)
+
+    def _close_later(self, container: Container) -> None:
+        """Stop a container in the background, giving its ``@modal.exit`` methods their grace."""
+        task = asyncio.ensure_future(self._close(container, EXIT_GRACE_S))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _wait(
         self, proc: asyncio.subprocess.Process, out: Path, started: Path, timeout: float, startup: float | None = None

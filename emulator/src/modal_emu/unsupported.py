@@ -21,11 +21,16 @@ FEATURES = {
 }
 
 
-def message(rpc_name: str) -> str:
+def feature(rpc_name: str) -> str | None:
+    """The left-out feature an RPC belongs to, or None."""
     prefix = max((p for p in FEATURES if rpc_name.startswith(p)), key=len, default="")
-    if not prefix:
+    return FEATURES[prefix] if prefix else None
+
+
+def message(rpc_name: str) -> str:
+    if (name := feature(rpc_name)) is None:
         return f"the local Modal emulator does not implement {rpc_name}"
-    return f"the local Modal emulator does not support {FEATURES[prefix]} ({rpc_name})"
+    return f"the local Modal emulator does not support {name} ({rpc_name})"
 
 
 def unimplemented(feature: str) -> GRPCError:
