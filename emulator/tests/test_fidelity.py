@@ -5,6 +5,7 @@ and ``@modal.exit`` run when Modal runs them; ``@modal.batched`` gets lists."""
 from __future__ import annotations
 
 import modal
+import modal.exception
 import pytest
 from conftest import APP_FILE, Emulator
 from emu_helpers import wait_for
@@ -56,24 +57,15 @@ def _events(log) -> list[str]:
     return log.read_text().split() if log.exists() else []
 
 
-def test_enter_once_then_exit_on_scale_down(tmp_path):
-    emu = Emulator(tmp_path / "state", 0, "--scaledown-window", "1")
-    emu.start()
-    try:
-        emu.deploy(APP_DIR / "emu_fidelity_app.py")
-        log = tmp_path / "hooks.log"
-        script = (
-            "import modal\n"
-            f"h = modal.Cls.from_name({APP!r}, 'Hooks')(log={str(log)!r})\n"
-            "print(h.work.remote(1), h.work.remote(2))\n"
-        )
-        assert emu.python(script).split() == ["2", "3"]
-        assert wait_for(lambda: "exit" in _events(log), timeout=60), log.read_text()
-        lines = log.read_text().splitlines()
-        assert [line.split()[0] for line in lines] == ["enter", "work", "work", "exit"]
-        assert len({line.split()[1] for line in lines}) == 1  # one container did all of it
-    finally:
-        emu.stop()
+def test_enter_once_then_exit_on_scale_down(fidelity_app, tmp_path):
+    """With ``with_options(scaledown_window=1)``: the session's emulator keeps containers warm for 60 s."""
+    log = tmp_path / "hooks.log"
+    hooks = modal.Cls.from_name(APP, "Hooks").with_options(scaledown_window=1)(log=str(log))
+    assert (hooks.work.remote(1), hooks.work.remote(2)) == (2, 3)
+    assert wait_for(lambda: "exit" in _events(log), timeout=60), log.read_text()
+    lines = log.read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["enter", "work", "work", "exit"]
+    assert len({line.split()[1] for line in lines}) == 1  # one container did all of it
 
 
 def test_exit_runs_when_the_emulator_stops(tmp_path):
@@ -185,3 +177,24 @@ def test_deploy_warns_of_an_accepted_feature_it_does_not_carry_out(fidelity_app,
     deploy = fidelity_app.modal("deploy", _app_file(tmp_path, "emu-warned", decorators), cwd=tmp_path)
     output = " ".join((deploy.stdout + deploy.stderr).split())  # the CLI wraps long warnings
     assert feature in output and "function 'job'" in output, output
+
+
+def test_function_with_options_retries(fidelity_app, tmp_path):
+    flaky = modal.Function.from_name(APP, "flaky")
+    with pytest.raises(RuntimeError, match="attempt 1 fails on purpose"):
+        flaky.remote(str(tmp_path / "plain.log"), 1)
+    assert flaky.with_options(retries=1).remote(str(tmp_path / "retried.log"), 1) == 2
+
+
+def test_a_function_deployed_under_another_name(fidelity_app):
+    assert modal.Function.from_name(APP, "renamed_job").remote() == "renamed"
+
+
+def test_single_use_containers(fidelity_app):
+    pid = modal.Function.from_name(APP, "pid")
+    assert pid.remote() != pid.remote()
+
+
+def test_a_start_up_past_its_startup_timeout_fails(fidelity_app):
+    with pytest.raises(modal.exception.FunctionTimeoutError, match="did not start within startup_timeout"):
+        modal.Cls.from_name(APP, "NeverStarts")().run.remote()

@@ -106,10 +106,14 @@ class Configurable:
 
     @modal.method()
     def flaky(self, failures: int) -> int:
+        return self._flaky(self.log, failures)
+
+    @staticmethod
+    def _flaky(log: str, failures: int) -> int:
         """Fails its first ``failures`` attempts (counted in the file ``log``), then returns the attempt number."""
-        with open(self.log, "a") as f:
+        with open(log, "a") as f:
             f.write("attempt\n")
-        attempt = len(Path(self.log).read_text().split())
+        attempt = len(Path(log).read_text().split())
         if attempt <= failures:
             raise RuntimeError(f"attempt {attempt} fails on purpose")
         return attempt
@@ -130,3 +134,31 @@ def one_at_a_time(log: str, hold_s: float) -> bool:
     with open(log, "a") as f:
         f.write(f"end {modal.current_input_id()}\n")
     return overlapped
+
+
+@app.function(name="renamed_job")
+def job_with_another_python_name() -> str:
+    return "renamed"
+
+
+@app.function(single_use_containers=True)
+def pid() -> int:
+    return os.getpid()
+
+
+@app.function()
+def flaky(log: str, failures: int) -> int:
+    """Fails its first ``failures`` attempts (counted in the file ``log``), then returns the attempt number."""
+    return Configurable._flaky(log, failures)
+
+
+@app.cls(startup_timeout=2)
+class NeverStarts:
+    @modal.enter()
+    def stuck(self):
+        while True:  # a start-up that hangs (a model download stuck, say)
+            time.sleep(1)
+
+    @modal.method()
+    def run(self) -> str:
+        return "never"
