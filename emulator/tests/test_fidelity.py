@@ -89,29 +89,17 @@ def test_exit_runs_when_the_emulator_stops(tmp_path):
     assert _events(idle_log)[-2] == "exit" and _events(busy_log)[-2] == "exit"
 
 
-def test_exit_runs_on_preemption_within_the_grace(tmp_path):
-    emu = Emulator(tmp_path / "state", 0)
-    emu.start()
-    try:
-        emu.deploy(APP_DIR / "emu_fidelity_app.py")
-        log, release = tmp_path / "hooks.log", tmp_path / "release"
-        script = (
-            "import modal\n"
-            f"h = modal.Cls.from_name({APP!r}, 'Hooks')(log={str(log)!r})\n"
-            f"print(h.wait_for.spawn({str(release)!r}).object_id)\n"
-        )
-        call_id = emu.python(script).strip()
-        assert wait_for(lambda: "waiting" in _events(log), timeout=60)
-        assert emu.preempt(call_id, grace_s=60)
-        assert wait_for(lambda: _events(log).count("waiting") == 2, timeout=60), log.read_text()
-        release.touch()
-        result = emu.python(f"import modal\nprint(modal.FunctionCall.from_id({call_id!r}).get(timeout=60))\n")
-        assert result.strip() == "released"
-        events = [line.split() for line in log.read_text().splitlines()]
-        first_pid = events[0][1]
-        assert [e for e, pid in events if pid == first_pid] == ["enter", "waiting", "exit"]
-    finally:
-        emu.stop()
+def test_exit_runs_on_preemption_within_the_grace(fidelity_app, tmp_path):
+    log, release = tmp_path / "hooks.log", tmp_path / "release"
+    call = modal.Cls.from_name(APP, "Hooks")(log=str(log)).wait_for.spawn(str(release))
+    assert wait_for(lambda: "waiting" in _events(log), timeout=60)
+    assert fidelity_app.preempt(call.object_id, grace_s=60)
+    assert wait_for(lambda: _events(log).count("waiting") == 2, timeout=60), log.read_text()
+    release.touch()
+    assert call.get(timeout=60) == "released"
+    events = [line.split() for line in log.read_text().splitlines()]
+    first_pid = events[0][1]
+    assert [e for e, pid in events if pid == first_pid] == ["enter", "waiting", "exit"]
 
 
 def test_with_options_retries_secrets_env_and_volumes(fidelity_app, tmp_path):
