@@ -61,11 +61,15 @@ def test_enter_once_then_exit_on_scale_down(fidelity_app, tmp_path):
     """With ``with_options(scaledown_window=1)``: the session's emulator keeps containers warm for 60 s."""
     log = tmp_path / "hooks.log"
     hooks = modal.Cls.from_name(APP, "Hooks").with_options(scaledown_window=1)(log=str(log))
-    assert (hooks.work.remote(1), hooks.work.remote(2)) == (2, 3)
+    assert hooks.work.remote(1) == 2
+    last = hooks.work.spawn(2)
+    assert last.get(timeout=60) == 3
     assert wait_for(lambda: "exit" in _events(log), timeout=60), log.read_text()
     lines = log.read_text().splitlines()
     assert [line.split()[0] for line in lines] == ["enter", "work", "work", "exit"]
     assert len({line.split()[1] for line in lines}) == 1  # one container did all of it
+    said = fidelity_app.modal("app", "logs", APP, "--function-call", last.object_id).stdout
+    assert f"exit hook of {log} ran" in said  # what @modal.exit prints is in the app's logs
 
 
 def test_exit_runs_when_the_emulator_stops(tmp_path):
@@ -109,10 +113,13 @@ def test_with_options_retries_secrets_env_and_volumes(fidelity_app, tmp_path):
     vol = modal.Volume.from_name("emu-fidelity-options", create_if_missing=True)
     secret = modal.Secret.from_dict({"FID_SECRET": "from-secret"})
     given = configurable.with_options(secrets=[secret], env={"FID_ENV": "from-env"}, volumes={"/fid-data": vol})
-    assert given().env.remote("FID_SECRET", "FID_ENV") == {
+    call = given.with_options(gpu="A100")().env.spawn("FID_SECRET", "FID_ENV")
+    assert call.get(timeout=60) == {
         "env": {"FID_SECRET": "from-secret", "FID_ENV": "from-env"},
         "volumes": ["/fid-data"],
     }
+    said = fidelity_app.modal("app", "logs", APP, "--function-call", call.object_id).stdout
+    assert "asks for GPU A100" in " ".join(said.split())
     # the class itself is unchanged
     assert configurable().env.remote("FID_SECRET") == {"env": {"FID_SECRET": None}, "volumes": []}
 

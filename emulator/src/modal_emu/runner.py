@@ -61,6 +61,7 @@ class Container:
         self.inputs_run = 0
         self.proc = proc
         self.current: tuple[str, str] | None = None
+        self.last: tuple[str, str] | None = None  # what it prints after its last input (@modal.exit) goes there
         self.reaper: asyncio.TimerHandle | None = None  # stops it once it has been idle long enough
         self.pumps: list[asyncio.Future] = []
         self.notes = notes  # said once, in the log of the first input it runs
@@ -275,7 +276,7 @@ class Runner:
             if outcome == "done":
                 await container.logs_complete()
         finally:
-            container.current = None
+            container.last, container.current = container.current, None
         container.inputs_run += 1
         if outcome == "done" and not container.preempted:
             if self.emu.config.container_idle_s > 0 and container.inputs_run != container.max_inputs:
@@ -446,10 +447,10 @@ class Runner:
                 container.drained[fd].set()
                 if not line:
                     continue
-            if container.current is None:
+            if (where := container.current or container.last) is None:
                 log.info("container %s: %s", container.proc.pid, line.decode(errors="replace").rstrip())
                 continue
-            call_id, idx = container.current
+            call_id, idx = where
             self.emu.logs.append(self.emu.store["calls"][call_id], idx, fd, line.decode(errors="replace"))
 
     def _log(self, call_id: str, message: str) -> None:

@@ -83,6 +83,7 @@ class Hooks:
     @modal.exit()
     async def down(self):
         self._note("exit")
+        print(f"exit hook of {self.log} ran")  # in the logs of the container's last input
 
 
 @app.function()
