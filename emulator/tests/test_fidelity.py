@@ -4,6 +4,9 @@ and ``@modal.exit`` run when Modal runs them; ``@modal.batched`` gets lists."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import modal
 import modal.exception
 import pytest
@@ -14,9 +17,16 @@ APP_DIR = APP_FILE.parent
 APP = "emu-fidelity"
 
 
+def deploy_app(emu) -> None:
+    """`modal deploy` of the app from a shell with a variable the emulator (and its containers) lack."""
+    deploying = {**emu.env(), "FID_ONLY_AT_DEPLOY": "from-the-deploying-shell"}
+    command = [sys.executable, "-m", "modal", "deploy", "emu_fidelity_app.py"]
+    subprocess.run(command, env=deploying, cwd=APP_DIR, check=True, capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def fidelity_app(emulator):
-    emulator.modal("deploy", "emu_fidelity_app.py", cwd=APP_DIR)
+    deploy_app(emulator)
     return emulator
 
 
@@ -43,6 +53,8 @@ def test_current_call_input_and_task_ids(fidelity_app):
     seen = call.get(timeout=60)
     assert seen["call"] == call.object_id
     assert seen["input"].startswith("in-") and seen["task"].startswith("ta-")
+    assert seen["local"] is False  # modal.is_local(): False inside a function, as on Modal
+    assert seen["deploy_env"] == "from-the-deploying-shell"
     again = ids.remote()
     assert again["input"] != seen["input"] and again["call"] != seen["call"]
 
@@ -77,7 +89,7 @@ def test_exit_runs_when_the_emulator_stops(tmp_path):
     emu = Emulator(tmp_path / "state", 0, "--scaledown-window", "600")
     emu.start()
     try:
-        emu.deploy(APP_DIR / "emu_fidelity_app.py")
+        deploy_app(emu)
         idle_log, busy_log = tmp_path / "idle.log", tmp_path / "busy.log"
         script = (
             "import modal\n"

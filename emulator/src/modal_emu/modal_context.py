@@ -5,18 +5,21 @@ the emulator (from the environment the runner gives the container, never from a 
 hydrates every Function and Cls of the function's app from the app's layout (``AppGetLayout``),
 as ``modal._container_entrypoint`` does, so that ``other.remote()``, ``.spawn()``, ``.map()`` and
 ``SomeCls().method.remote()`` work inside a function; sets the execution context that
-``modal.current_function_call_id()`` and ``modal.current_input_id()`` read; and finds a class's
+``modal.current_function_call_id()`` and ``modal.current_input_id()`` read, and ``modal.is_local()``
+(False); and finds a class's
 ``@modal.enter`` and ``@modal.exit`` methods.
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
 
 from modal._partial_function import _find_callables_for_obj, _PartialFunctionFlags
 from modal._runtime import execution_context
+from modal._runtime.task_lifecycle_manager import _TaskLifecycleManager
 from modal._utils.async_utils import synchronize_api, synchronizer
 from modal.client import _Client
 from modal.running_app import running_app_from_layout
@@ -28,6 +31,14 @@ APP_ID_ENV = "MODAL_EMU_APP_ID"  # the app whose layout a container hydrates
 def task_id(pid: int) -> str:
     """A container's task id (``MODAL_TASK_ID`` inside it, ``task_id`` in the call graph)."""
     return f"ta-{pid}"
+
+
+def enter_container(pid: int) -> None:
+    """From here on this process is a container, before the user's module is imported: ``MODAL_TASK_ID``
+    is set, and ``modal.is_local()`` is False (so that ``Secret.from_local_environ`` gives an empty Secret
+    and code that asks runs its remote branch), as Modal's entrypoint makes it."""
+    os.environ["MODAL_TASK_ID"] = task_id(pid)
+    _TaskLifecycleManager(task_id(pid), "", api_pb2.Function(), None, None)  # is_local() looks for it
 
 
 async def _hydrate_app(target: Any, app_id: str) -> _Client:

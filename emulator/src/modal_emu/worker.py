@@ -179,7 +179,7 @@ def main(argv: list[str]) -> int:
     if mounts:  # first: a new mount namespace needs a process without threads
         mount_at_paths(mounts)
     die_with_parent(int(os.environ.get("MODAL_EMU_SERVER_PID", "0")))
-    os.environ["MODAL_TASK_ID"] = modal_context.task_id(os.getpid())  # as in a Modal container
+    modal_context.enter_container(os.getpid())
     sys.path.insert(0, root)
     loaded = []
 

@@ -44,12 +44,17 @@ def use_objects(d: modal.Dict, q: modal.Queue, fn: modal.Function, vol: modal.Vo
     return {"fn": fn.remote(7), "vol": sorted(entry.path for entry in vol.listdir("/"))}
 
 
-@app.function()
+@app.function(secrets=[modal.Secret.from_local_environ(["FID_ONLY_AT_DEPLOY"])])
 def ids() -> dict:
+    """Where it runs. The Secret holds a variable of the deploying shell: from_local_environ, evaluated
+    again when any container of this app imports this module, must give an empty Secret there, not fail
+    (the containers of the other functions lack the variable)."""
     return {
         "call": modal.current_function_call_id(),
         "input": modal.current_input_id(),
         "task": os.environ.get("MODAL_TASK_ID"),
+        "local": modal.is_local(),
+        "deploy_env": os.environ.get("FID_ONLY_AT_DEPLOY"),
     }
 
 
