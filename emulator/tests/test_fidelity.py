@@ -63,6 +63,8 @@ def test_batched_function_gets_lists_and_answers_each_input(fidelity_app):
     doubled = modal.Function.from_name(APP, "doubled")
     assert doubled.remote(3, 1) == 7
     assert list(doubled.map([1, 2, 3], [10, 20, 30])) == [12, 24, 36]
+    tripled = modal.Cls.from_name(APP, "BatchedMethod")().tripled
+    assert (tripled.remote(2), list(tripled.map([1, 5]))) == (6, [3, 15])
 
 
 def _events(log) -> list[str]:

@@ -168,3 +168,12 @@ class NeverStarts:
     @modal.method()
     def run(self) -> str:
         return "never"
+
+
+@app.cls()
+class BatchedMethod:
+    @modal.batched(max_batch_size=4, wait_ms=100)
+    def tripled(self, xs: list[int]) -> list[int]:
+        if not isinstance(xs, list):
+            raise TypeError(f"a batched method gets lists, not {type(xs).__name__}")
+        return [x * 3 for x in xs]
