@@ -1,13 +1,13 @@
 """What Modal's container entrypoint does around a function, done with modal's own pieces.
 
-The one place where the worker reads modal's internals: it makes a client that talks to
-the emulator (from the environment the runner gives the container, never from a file),
-hydrates every Function and Cls of the function's app from the app's layout (``AppGetLayout``),
-as ``modal._container_entrypoint`` does, so that ``other.remote()``, ``.spawn()``, ``.map()`` and
-``SomeCls().method.remote()`` work inside a function; sets the execution context that
-``modal.current_function_call_id()`` and ``modal.current_input_id()`` read, and ``modal.is_local()``
-(False); and finds a class's
-``@modal.enter`` and ``@modal.exit`` methods.
+Where the worker reads modal's container internals (it also uses ``modal._serialization``):
+it makes a client that talks to the emulator (from the environment the runner gives the
+container, never from a file) and hydrates every Function and Cls of the function's app from
+the app's layout (``AppGetLayout``), as ``modal._container_entrypoint`` does, so that
+``other.remote()``, ``.spawn()``, ``.map()`` and ``SomeCls().method.remote()`` work inside a
+function; makes ``modal.is_local()`` False; sets the execution context that
+``modal.current_function_call_id()`` and ``modal.current_input_id()`` read; and finds a
+class's ``@modal.enter`` and ``@modal.exit`` methods.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from . import notices, volumemounts
 from .local import client_env
 from .modal_context import APP_ID_ENV
 from .store import atomic_write
-from .worker import BATCH_ENV, END_OF_INPUT
+from .worker import BATCH_ENV, CALL_ID_ENV, END_OF_INPUT, INPUT_ID_ENV
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -267,7 +267,7 @@ class Runner:
             "out": str(out),
             "started": str(started),
             "chunks": str(chunks),
-            "env": {"MODAL_EMU_FUNCTION_CALL_ID": call_id, "MODAL_EMU_INPUT_ID": item["input_id"]},
+            "env": {CALL_ID_ENV: call_id, INPUT_ID_ENV: item["input_id"]},
         }
         try:
             container.proc.stdin.write((json.dumps(command) + "\n").encode())

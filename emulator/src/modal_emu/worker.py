@@ -1,7 +1,11 @@
 """A container: ``python -m modal_emu.worker ROOT MODULE FUNCTION``.
 
-Imports MODULE from the deployed files in ROOT once, then runs inputs one after
-another. Each input is a JSON line on stdin naming its input file, its result
+Imports MODULE from the deployed files in ROOT once and, as Modal's container entrypoint
+does, hydrates the function's app (``modal_context``: where it reads modal's container
+internals); a class's ``@modal.enter`` methods run then. It runs inputs one after
+another, each with its call and input ids as the execution context, and when its stdin
+ends (scale-down, emulator stop, preemption) runs the class's ``@modal.exit`` methods and
+exits. Each input is a JSON line on stdin naming its input file, its result
 file, a "started" marker file and a directory for generator output; the worker
 calls the undecorated FUNCTION with the input's arguments and writes a
 ``GenericResult`` (the return value, or the exception with its traceback,
