@@ -116,7 +116,10 @@ FUNCTION_FIELDS: dict[str, Field] = {
     "_experimental_enable_gpu_snapshot": _i(_SNAPSHOT),
     "enable_gpu_snapshot": _i(_SNAPSHOT),
     "is_method": _e("a method of a class, called through the class's service function"),
-    "object_dependencies": _e("the app's Functions and Classes are hydrated from its layout in each container"),
+    "object_dependencies": _e(
+        "the app's Functions and Classes are hydrated from its layout in each container; other objects "
+        "(Volumes, Dicts, Queues, ...) are looked up by name when used, with the container's client"
+    ),
     "block_network": _w(_NETWORK),
     "untrusted": _w(_NETWORK),
     "network_access": _w(_NETWORK),
