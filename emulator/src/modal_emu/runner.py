@@ -99,7 +99,7 @@ class Runner:
         self.emu = emu
         self._slots: asyncio.Semaphore | None = None
         self._idle: dict[tuple[str, str], list[Container]] = {}
-        self._function_slots: dict[str, asyncio.Semaphore] = {}  # a function's max_containers
+        self._function_slots: dict[str, asyncio.Semaphore] = {}  # a function's max_containers, by id and limit
         self._containers: set[Container] = set()
         self._tasks: set[asyncio.Task] = set()
         self._closing: set[asyncio.Task] = set()  # containers stopping in the background (their exit grace)
@@ -237,9 +237,9 @@ class Runner:
 
     def _max_containers(self, fn: dict) -> asyncio.Semaphore | contextlib.nullcontext:
         """At most ``max_containers`` inputs of the function at once (one per container, as each runs one)."""
-        if not fn.get("max_containers"):
+        if not (limit := fn.get("max_containers")):
             return contextlib.nullcontext()
-        return self._function_slots.setdefault(fn["id"], asyncio.Semaphore(fn["max_containers"]))
+        return self._function_slots.setdefault(f"{fn['id']}:{limit}", asyncio.Semaphore(limit))  # per deploy's limit
 
     async def _attempt(self, call_id: str, idx: str, fn: dict) -> api_pb2.GenericResult | None:
         """Run the input once in a container: its result, or None if it was preempted before it returned one."""
