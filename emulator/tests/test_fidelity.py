@@ -134,6 +134,7 @@ def test_with_options_retries_secrets_env_and_volumes(fidelity_app, tmp_path):
     }
     said = fidelity_app.modal("app", "logs", APP, "--function-call", call.object_id).stdout
     assert "asks for GPU A100" in " ".join(said.split())
+    assert "Warning" not in said  # the container's start-up (its app's hydration) says nothing of its own
     # the class itself is unchanged
     assert configurable().env.remote("FID_SECRET") == {"env": {"FID_SECRET": None}, "volumes": []}
 

@@ -45,7 +45,8 @@ async def _hydrate_app(target: Any, app_id: str) -> _Client:
     client = await _Client.from_env()
     app = getattr(target, "_app", None)  # a Function's or a Cls's app; None for one made without an app
     if app is not None and app_id:
-        response = await client.stub.AppGetLayout(api_pb2.AppGetLayoutRequest(app_id=app_id))
+        request = api_pb2.AppGetLayoutRequest(app_id=app_id)
+        response = await client._stub.AppGetLayout(request)  # (.stub would warn, in the user's logs)
         app._init_container(client, running_app_from_layout(app_id, response.app_layout))
     return client
 
