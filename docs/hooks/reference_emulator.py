@@ -1,7 +1,9 @@
-"""reference/emulator.md: the RPCs the emulator answers and the modal releases it serves.
+"""reference/emulator.md: every RPC of the client, served or refused; every field of a function's
+definition, emulated, refused, warned or irrelevant; the modal releases the emulator serves.
 
 Read from the emulator itself: the ``@rpc`` handler registry (importing ``modal_emu.handlers``
-registers every handler), ``emulator/pyproject.toml``'s modal pin and ``modal_emu serve|preempt --help``.
+registers every handler), ``modal_emu.unsupported`` (refused features), ``modal_emu.definition``
+(the definition tables), ``emulator/pyproject.toml``'s modal pin and ``modal_emu serve|preempt --help``.
 """
 
 from __future__ import annotations
@@ -49,8 +51,13 @@ def command_help(command: str) -> str:
     return proc.stdout.rstrip()
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def page(emulator_pyproject: Path) -> str:
-    from modal_emu.unsupported import FEATURES
+    from modal_emu.definition import TABLES
+    from modal_emu.unsupported import FEATURES, feature
 
     rows = handlers()
     known = set(service_rpcs())
@@ -79,16 +86,24 @@ def page(emulator_pyproject: Path) -> str:
         command_help("preempt"),
         "```",
         "",
-        "## Implemented RPCs {#rpcs}",
+        "## RPCs, served or refused {#rpcs}",
         "",
-        f"{len(implemented)} of the client's {len(known)} RPCs have a handler (`@rpc` in",
-        "`emulator/src/modal_emu/handlers/<area>.py`); every other RPC answers `UNIMPLEMENTED` with its name,",
-        "and the server log names it.",
+        f"{len(implemented & known)} of the {len(known)} RPCs of the client's `ModalClient` service have a handler",
+        "(`@rpc` in `emulator/src/modal_emu/handlers/<area>.py`). Every other RPC answers `UNIMPLEMENTED` at once:",
+        "with the feature's name where the RPC belongs to a feature left out on purpose (below), else with the",
+        "RPC's name; the server log names it too.",
         "",
-        "| RPC | area | streaming |",
-        "|---|---|---|",
+        "| RPC | answer |",
+        "|---|---|",
     ]
-    out += [f"| `{name}` | {area} | {'yes' if streaming else ''} |" for name, area, streaming in rows]
+    areas = {name: (area, streaming) for name, area, streaming in rows}
+    for name in sorted(known | implemented):
+        if name in areas:
+            area, streaming = areas[name]
+            answer = f"served ({area}{', streaming' if streaming else ''})"
+        else:
+            answer = f"refused: {feature(name) or 'not implemented'}"
+        out.append(f"| `{name}` | {answer} |")
     stray = sorted(implemented - known)
     if stray:
         out += ["", "Handlers for RPCs this client does not have: " + ", ".join(f"`{n}`" for n in stray)]
@@ -101,5 +116,22 @@ def page(emulator_pyproject: Path) -> str:
         "| RPC prefix | feature |",
         "|---|---|",
         *(f"| `{prefix}` | {feature} |" for prefix, feature in sorted(FEATURES.items())),
+        "",
+        "## Function definitions, field by field {#definition}",
+        "",
+        "What the emulator does with every field of a function's definition (`api_pb2.Function`, sent by",
+        "`modal deploy`; a class is a service function with `MethodDefinition`s) and of `Cls.with_options(...)`",
+        "(`api_pb2.FunctionOptions`), from `emulator/src/modal_emu/definition.py`:",
+        "",
+        "- **emulated**: done as Modal does it;",
+        "- **refused**: a deploy (for an option: the call) that sets it fails with one line naming the feature;",
+        "- **warned**: accepted, and `modal deploy` prints a warning naming it;",
+        "- **irrelevant**: no meaning on one local machine, for the reason given.",
+        "",
+        "A test fails when the installed modal has a field this table does not classify.",
     ]
+    for message_name, (_, table) in TABLES.items():
+        out += ["", f"### `{message_name}` {{#definition-{message_name.lower()}}}", "", "| field | | what, or why |"]
+        out += ["|---|---|---|"]
+        out += [f"| `{name}` | {field.status} | {_cell(field.note)} |" for name, field in sorted(table.items())]
     return "\n".join(out) + "\n"

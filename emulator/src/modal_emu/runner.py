@@ -12,6 +12,7 @@ everything it started; a killed or crashed container is replaced by a new one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -26,7 +27,8 @@ from modal_proto import api_pb2
 
 from . import notices, volumemounts
 from .local import client_env
-from .worker import END_OF_INPUT, REPLY_FD_ENV, STARTED
+from .modal_context import APP_ID_ENV
+from .worker import BATCH_ENV, CALL_ID_ENV, END_OF_INPUT, INPUT_ID_ENV, REPLY_FD_ENV, STARTED
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -34,6 +36,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("modal_emu")
 GS = api_pb2.GenericResult
 MAX_LINE = 1 << 16  # a container's output without a newline is logged in pieces of this many bytes
+# How long a container stopped on purpose has for its @modal.exit methods before SIGKILL: on scale-down
+# as on Modal; on emulator stop less, within the 10 s `modal_emu stop` waits for the server.
+EXIT_GRACE_S = 30.0
+STOP_GRACE_S = 5.0
 
 
 class Container:
@@ -47,19 +53,25 @@ class Container:
         notes: list[str],
         replies: asyncio.StreamReader,
         replies_pipe: asyncio.BaseTransport,
+        fn: dict,
     ):
         self.key = key
+        self.idle_s = fn.get("scaledown_window") or 0  # the function's scaledown_window, else the emulator's
+        self.max_inputs = fn.get("max_inputs") or 0  # single_use_containers: 1
+        self.inputs_run = 0
         self.proc = proc
         self.replies = replies  # the worker's protocol pipe: "started" and each result (worker.REPLY_FD_ENV)
         self.replies_pipe = replies_pipe
         self.exited = asyncio.ensure_future(proc.wait())
         self.current: tuple[str, str] | None = None
+        self.last: tuple[str, str] | None = None  # what it prints after its last input (@modal.exit) goes there
         self.reaper: asyncio.TimerHandle | None = None  # stops it once it has been idle long enough
         self.pumps: list[asyncio.Future] = []
         self.notes = notes  # said once, in the log of the first input it runs
         self.started_at = time.time()
         self.preempted = False  # set by Runner.preempt: whatever this attempt does next, it is a preemption
         self.kill_timer: asyncio.TimerHandle | None = None  # a preemption's SIGKILL at the end of its grace
+        self.kill_at = 0.0  # when (loop time)
         # set when the worker's END_OF_INPUT arrives on stdout / stderr: every line of the input is logged
         self.drained = {fd: asyncio.Event() for fd in (api_pb2.FILE_DESCRIPTOR_STDOUT, api_pb2.FILE_DESCRIPTOR_STDERR)}
 
@@ -71,7 +83,15 @@ class Container:
         for wait in waits:
             wait.cancel()
 
-    async def close(self) -> None:
+    async def close(self, grace_s: float = 0.0) -> None:
+        """Stop the container. With a grace, as Modal stops one: the worker sees the end of its input
+        stream and runs the class's ``@modal.exit`` methods; SIGKILL once it exits or the grace is over."""
+        if grace_s > 0 and self.proc.returncode is None and self.proc.stdin is not None:
+            self.proc.stdin.close()
+            try:
+                await asyncio.wait_for(self.proc.wait(), grace_s)
+            except TimeoutError:
+                pass
         if self.kill_timer is not None:  # once the group is gone its number may be reused: never kill it later
             self.kill_timer.cancel()
         _kill(self.proc)
@@ -85,8 +105,10 @@ class Runner:
         self.emu = emu
         self._slots: asyncio.Semaphore | None = None
         self._idle: dict[tuple[str, str], list[Container]] = {}
+        self._function_slots: dict[str, asyncio.Semaphore] = {}  # a function's max_containers, by id and limit
         self._containers: set[Container] = set()
         self._tasks: set[asyncio.Task] = set()
+        self._closing: set[asyncio.Task] = set()  # containers stopping in the background (their exit grace)
 
     @property
     def slots(self) -> asyncio.Semaphore:
@@ -132,6 +154,7 @@ class Runner:
             except ProcessLookupError:
                 continue
             container.kill_timer = loop.call_later(grace_s, _kill, container.proc)
+            container.kill_at = loop.time() + grace_s
         return [c.current for c in hits if c.current]
 
     def finish_lost(self, call_id: str, idx: str) -> None:
@@ -157,8 +180,12 @@ class Runner:
     async def shutdown(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        for container in list(self._containers):
-            await self._close(container)
+        for container in self._containers:
+            if container.current is not None:  # a busy one is interrupted, as a preemption would (SIGINT)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(container.proc.pid, signal.SIGINT)
+        closing = [self._close(c, STOP_GRACE_S) for c in list(self._containers)]
+        await asyncio.gather(*closing, *self._closing, return_exceptions=True)
 
     # --------------------------------------------------------------- private
     def _finish(self, call_id: str, idx: str, result: api_pb2.GenericResult) -> None:
@@ -179,7 +206,7 @@ class Runner:
         delay = float(policy.get("initial_delay_ms", 1000)) / 1000
         item = call["inputs"][idx]
         while True:
-            async with self.slots:
+            async with self._max_containers(fn), self.slots:
                 if call.get("cancelled") or item["status"] == "done":
                     return
                 # saved with the attempt's container, before the input reaches it (``_attempt``)
@@ -214,6 +241,12 @@ class Runner:
             await self.emu.notify_outputs(call_id)
             return
 
+    def _max_containers(self, fn: dict) -> asyncio.Semaphore | contextlib.nullcontext:
+        """At most ``max_containers`` inputs of the function at once (one per container, as each runs one)."""
+        if not (limit := fn.get("max_containers")):
+            return contextlib.nullcontext()
+        return self._function_slots.setdefault(f"{fn['id']}:{limit}", asyncio.Semaphore(limit))  # per deploy's limit
+
     async def _attempt(self, call_id: str, idx: str, fn: dict) -> api_pb2.GenericResult | None:
         """Run the input once in a container: its result, or None if it was preempted before it returned one."""
         emu = self.emu
@@ -237,25 +270,33 @@ class Runner:
         command = {
             "size": len(function_input),
             "chunks": str(chunks),
-            "env": {"MODAL_EMU_FUNCTION_CALL_ID": call_id, "MODAL_EMU_INPUT_ID": item["input_id"]},
+            "env": {CALL_ID_ENV: call_id, INPUT_ID_ENV: item["input_id"]},
         }
         try:
             container.proc.stdin.write((json.dumps(command) + "\n").encode() + function_input)
             await container.proc.stdin.drain()
-            outcome, result = await self._outcome(container, fn["timeout_secs"])
+            outcome, result = await self._outcome(container, fn["timeout_secs"], fn.get("startup_timeout_secs"))
             if outcome == "done":
                 await container.logs_complete()
         finally:
-            container.current = None
+            container.last, container.current = container.current, None
+        container.inputs_run += 1
         if outcome == "done" and not container.preempted:
-            if self.emu.config.container_idle_s > 0:
+            if self.emu.config.container_idle_s > 0 and container.inputs_run != container.max_inputs:
                 self._release(container)
-            else:  # no warm containers: one process per input
-                await self._close(container)
+            else:  # no warm containers: one process per input, stopped while its result goes back
+                self._close_later(container)
             return result
-        await self._close(container)
+        if container.preempted:  # what is left of its grace, for its @modal.exit methods
+            await self._close(container, container.kill_at - asyncio.get_running_loop().time())
+        else:
+            await self._close(container)
         if container.preempted:
             return self._preempted(call_id, result, container.proc.returncode, chunks)
+        if outcome == "startup timeout":
+            message = f"the container did not start within startup_timeout ({fn['startup_timeout_secs']} s)"
+            self._log(call_id, message)
+            return GS(status=GS.GENERIC_STATUS_TIMEOUT, exception=message)
         if outcome == "timeout":
             message = f"Function timed out after {fn['timeout_secs']} seconds"
             self._log(call_id, message)
@@ -282,18 +323,24 @@ class Runner:
             self._log(call_id, f"preempted ({why}); restarting on the same input")
         return None
 
-    async def _outcome(self, container: Container, timeout: float) -> tuple[str, api_pb2.GenericResult | None]:
+    async def _outcome(
+        self, container: Container, timeout: float, startup: float | None = None
+    ) -> tuple[str, api_pb2.GenericResult | None]:
         """Wait for the input's result from the worker: ("done", result); ("exited", None) if the container
-        dies before sending one; ("timeout", None) if the input runs past ``timeout`` seconds (the container
-        is killed). As on Modal, the timeout counts from when the function starts executing, not from
-        container start-up (imports), which the worker reports first. A result the worker sent just before
-        it died (a preemption's grace) still counts."""
-        began = None
+        dies before sending one; ("timeout", None) if the input runs past ``timeout`` seconds, or ("startup
+        timeout", None) if it does not start within ``startup`` seconds (the container's imports and
+        ``@modal.enter``); on a timeout the container is killed. As on Modal, the timeout counts from when
+        the function starts executing, not from container start-up, which the worker reports first. A
+        result the worker sent just before it died (a preemption's grace) still counts."""
+        began, waiting_since = None, time.monotonic()
         reading: asyncio.Future | None = asyncio.ensure_future(_reply(container.replies))
         try:
             while True:
                 waits = {container.exited} if reading is None else {reading, container.exited}
-                left = None if began is None or not timeout else max(began + timeout - time.monotonic(), 0)
+                if began is None:
+                    left = max(waiting_since + startup - time.monotonic(), 0) if startup else None
+                else:
+                    left = max(began + timeout - time.monotonic(), 0) if timeout else None
                 done, _ = await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
                 if reading is not None and reading in done:
                     kind, result = reading.result()
@@ -316,7 +363,7 @@ class Runner:
                 elif not done:
                     _kill(container.proc)
                     await container.exited
-                    return "timeout", None
+                    return ("timeout" if began is not None else "startup timeout"), None
         finally:
             if reading is not None:
                 reading.cancel()
@@ -340,7 +387,7 @@ class Runner:
                 "modal_emu.worker",
                 fn["workdir"],
                 fn["module_name"],
-                fn["function_name"],
+                fn.get("implementation_name") or fn["function_name"],
                 cwd=fn["workdir"],
                 env={**self._env(fn), REPLY_FD_ENV: str(reply_to)},
                 stdin=asyncio.subprocess.PIPE,
@@ -359,7 +406,7 @@ class Runner:
             lambda: asyncio.StreamReaderProtocol(replies), os.fdopen(reply_from, "rb", buffering=0)
         )
         notes = notices.for_container(fn, volumemounts_reason=self.mount_reason(fn))
-        container = Container(key, proc, notes, replies, pipe)
+        container = Container(key, proc, notes, replies, pipe, fn)
         container.pumps = [
             asyncio.ensure_future(self._pump(proc.stdout, container, api_pb2.FILE_DESCRIPTOR_STDOUT)),
             asyncio.ensure_future(self._pump(proc.stderr, container, api_pb2.FILE_DESCRIPTOR_STDERR)),
@@ -367,26 +414,33 @@ class Runner:
         self._containers.add(container)
         return container
 
-    async def _close(self, container: Container) -> None:
+    async def _close(self, container: Container, grace_s: float = 0.0) -> None:
         self._containers.discard(container)
-        await container.close()
+        await container.close(grace_s)
 
     def _release(self, container: Container) -> None:
         """Keep a container warm for the next input; stop it after the idle window
         (taking it for an input cancels that, see ``_container``)."""
         self._idle.setdefault(container.key, []).append(container)
         loop = asyncio.get_running_loop()
-        container.reaper = loop.call_later(self.emu.config.container_idle_s, self._reap, container)
+        idle_s = container.idle_s or self.emu.config.container_idle_s
+        container.reaper = loop.call_later(idle_s, self._reap, container)
 
     def _reap(self, container: Container) -> None:
         container.reaper = None
         self._idle[container.key].remove(container)
-        asyncio.ensure_future(self._close(container))
+        self._close_later(container)
 
     def mount_problems(self, fn: dict) -> list[tuple[str, str, str]]:
         """(mount path, why, what to do) for each of this function's Volumes this machine cannot mount."""
         protected = [self.emu.store.root, Path(sys.prefix).resolve(), Path(sys.executable).resolve().parent]
         return volumemounts.problems(list(fn.get("volumes", {})), protected)
+
+    def _close_later(self, container: Container) -> None:
+        """Stop a container in the background, giving its ``@modal.exit`` methods their grace."""
+        task = asyncio.ensure_future(self._close(container, EXIT_GRACE_S))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def mount_reason(self, fn: dict) -> str | None:
         """None if this function's Volumes appear at their mount paths in its containers, else why not."""
@@ -408,6 +462,7 @@ class Runner:
         env.update(client_env(emu.server_url, emu.store.root))
         env.update(
             MODAL_EMU_SERVER_PID=str(os.getpid()),
+            **{APP_ID_ENV: fn["app_id"], BATCH_ENV: str(fn.get("batch_max_size", 0))},
             MODAL_EMU_VOLUMES=json.dumps(volumes),
             MODAL_EMU_MOUNT_AT_PATHS=json.dumps(
                 {"volumes": volumes, "scratch": str(emu.store.root / "mountns")}
@@ -450,11 +505,11 @@ class Runner:
                 texts.append(line.decode(errors="replace"))
         if not texts:
             return
-        if container.current is None:
+        if (where := container.current or container.last) is None:
             for text in texts:
                 log.info("container %s: %s", container.proc.pid, text.rstrip())
             return
-        call_id, idx = container.current
+        call_id, idx = where
         self.emu.logs.append(self.emu.store["calls"][call_id], idx, fd, *texts)
 
     def _log(self, call_id: str, message: str) -> None:

@@ -17,6 +17,7 @@ import base64
 from modal_proto import api_pb2
 
 from . import versions
+from .definition import record
 
 PARAMS_ENV = "MODAL_EMU_CLASS_PARAMS"  # base64 of the serialized parameter values
 PARAMS_FORMAT_ENV = "MODAL_EMU_CLASS_PARAMS_FORMAT"  # a ClassParameterInfo format number
@@ -45,7 +46,8 @@ def add_method_metadata(metadata: api_pb2.FunctionHandleMetadata, definition: ap
 
 def resolve_variant(store, function_id: str) -> dict | None:
     """The function record a variant id stands for: the version of its base function a call runs
-    now (``versions.current``), with the bound parameter values (for the worker) and a ``with_options(timeout=...)``."""
+    now (``versions.current``), with the bound parameter values (for the worker) and what
+    ``with_options(...)`` sets."""
     variant = store["variants"].get(function_id)
     base = store["functions"].get(variant["base_function_id"]) if variant else None
     if base is None:
@@ -53,6 +55,5 @@ def resolve_variant(store, function_id: str) -> dict | None:
     fn = {**versions.current(store, base), "id": function_id, "base_function_id": base["id"]}
     fn["env"] = {**fn["env"], PARAMS_ENV: variant["params"], PARAMS_FORMAT_ENV: str(variant["params_format"])}
     options = api_pb2.FunctionOptions.FromString(base64.b64decode(variant["options"]))
-    if options.HasField("timeout_secs"):
-        fn["timeout_secs"] = options.timeout_secs
+    fn.update(record(store, options))  # what with_options(...) gives overrides the class's definition
     return fn

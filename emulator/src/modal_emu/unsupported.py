@@ -4,7 +4,6 @@ the feature (not just the RPC), at once, so a program fails clearly instead of h
 from __future__ import annotations
 
 from grpclib import GRPCError, Status
-from modal_proto import api_pb2
 
 # RPC name prefix -> the feature a user would recognise; the longest matching prefix wins.
 FEATURES = {
@@ -22,24 +21,17 @@ FEATURES = {
 }
 
 
-def message(rpc_name: str) -> str:
+def feature(rpc_name: str) -> str | None:
+    """The left-out feature an RPC belongs to, or None."""
     prefix = max((p for p in FEATURES if rpc_name.startswith(p)), key=len, default="")
-    if not prefix:
+    return FEATURES[prefix] if prefix else None
+
+
+def message(rpc_name: str) -> str:
+    if (name := feature(rpc_name)) is None:
         return f"the local Modal emulator does not implement {rpc_name}"
-    return f"the local Modal emulator does not support {FEATURES[prefix]} ({rpc_name})"
+    return f"the local Modal emulator does not support {name} ({rpc_name})"
 
 
 def unimplemented(feature: str) -> GRPCError:
     return GRPCError(Status.UNIMPLEMENTED, f"the local Modal emulator does not support {feature}")
-
-
-def check_definition(definition: api_pb2.Function) -> None:
-    """Refuse, at deploy time, a function the emulator could not serve as defined."""
-    where = f"function '{definition.function_name}'"
-    webhooks = [definition.webhook_config] + [m.webhook_config for m in definition.method_definitions.values()]
-    if any(w.type != api_pb2.WEBHOOK_TYPE_UNSPECIFIED for w in webhooks):
-        raise unimplemented(
-            f"web endpoints (@modal.fastapi_endpoint, @modal.asgi_app, @modal.wsgi_app, @modal.web_server) in {where}"
-        )
-    if definition.is_server:
-        raise unimplemented(f"modal.Server in {where}")

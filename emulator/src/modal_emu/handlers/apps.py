@@ -11,6 +11,7 @@ from google.protobuf import empty_pb2
 from modal_proto import api_pb2
 
 from .. import versions
+from ..definition import warned
 from ..rpc import invalid, not_found, rpc
 from ..store import new_id, now
 from ..volumemounts import deploy_refusal
@@ -20,9 +21,13 @@ from ..volumemounts import deploy_warnings as volume_warnings
 def deploy_warnings(emu, app: dict) -> list[api_pb2.Warning]:
     """Said once, in the deploy output: where this machine cannot give the app what it asks for."""
     functions = [emu.store["functions"][fid] for fid in app["function_ids"].values()]
+    messages = volume_warnings(emu.runner, functions)
+    for fn in functions:  # accepted features the emulator does not carry out (definition.py: "warned")
+        data = api_pb2.FunctionData.FromString(base64.b64decode(fn["function_data"]))
+        messages += warned(data.ranked_functions[0].function)
     return [
         api_pb2.Warning(type=api_pb2.Warning.WARNING_TYPE_FUNCTION_CONFIGURATION, message=message)
-        for message in volume_warnings(emu.runner, functions)
+        for message in messages
     ]
 
 
@@ -77,6 +82,8 @@ def _layout(emu, app: dict) -> api_pb2.AppLayout:
                 ),
             )
         )
+    for class_id in app["class_ids"].values():  # a class's methods are in its service function's metadata
+        layout.objects.append(api_pb2.Object(object_id=class_id, class_handle_metadata=api_pb2.ClassHandleMetadata()))
     return layout
 
 

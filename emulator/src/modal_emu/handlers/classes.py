@@ -8,6 +8,7 @@ import base64
 from modal_proto import api_pb2
 
 from .. import versions
+from ..definition import check_options
 from ..rpc import not_found, rpc
 from ..store import new_id, now
 from .apps import deployed_app
@@ -46,6 +47,7 @@ async def FunctionBindParams(emu, request: api_pb2.FunctionBindParamsRequest) ->
     """``Cls(param=...)``: a variant of the class's service function with those values bound.
     The same values (and options) give the same variant, so its containers are reused."""
     base = _function(emu, _function(emu, request.function_id).get("base_function_id", request.function_id))
+    check_options(request.function_options, f"'{base['tag']}'")
     definition = api_pb2.FunctionData.FromString(base64.b64decode(base["function_data"]))
     params = base64.b64encode(request.serialized_params).decode()
     options = base64.b64encode(request.function_options.SerializeToString(deterministic=True)).decode()

@@ -11,10 +11,11 @@ from google.protobuf import empty_pb2
 from modal_proto import api_pb2
 
 from .. import versions
+from ..definition import check_definition, record
+from ..modal_context import task_id
 from ..rpc import invalid, not_found, rpc
 from ..service_class import add_method_metadata, resolve_variant
 from ..store import atomic_write, new_id, now
-from ..unsupported import check_definition
 from .apps import deployed_app
 from .images import image_env, image_mount_ids
 
@@ -71,13 +72,6 @@ def _materialize(emu, root, mount_ids: list[str]) -> None:
     (root / "root").mkdir(parents=True, exist_ok=True)
 
 
-def _gpu(config: api_pb2.GPUConfig) -> str:
-    """What the function asked for, as it was written (``H100``, ``A10G:2``); "" for none."""
-    if not config.gpu_type:
-        return ""
-    return config.gpu_type + (f":{config.count}" if config.count > 1 else "")
-
-
 @rpc
 async def FunctionPrecreate(emu, request: api_pb2.FunctionPrecreateRequest) -> api_pb2.FunctionPrecreateResponse:
     function_id = request.existing_function_id or new_id("fu")
@@ -107,13 +101,6 @@ async def FunctionCreate(emu, request: api_pb2.FunctionCreateRequest) -> api_pb2
     version = emu.store["functions"].get(function_id, {}).get("version", 0) + 1
     deploy_dir = emu.store.deploy_dir(function_id) / f"v{version}"
     _materialize(emu, deploy_dir, image_mount_ids(emu, definition.image_id) + list(definition.mount_ids))
-    volumes = {}
-    for vm in definition.volume_mounts:
-        volume = emu.store["volumes"].get(vm.volume_id)
-        if volume is None:
-            raise invalid(f"Volume {vm.volume_id} not found")
-        volumes[vm.mount_path] = volume["name"]
-    policy = definition.retry_policy
     is_generator = definition.function_type == api_pb2.Function.FUNCTION_TYPE_GENERATOR
     metadata = api_pb2.FunctionHandleMetadata(
         function_name=definition.function_name,
@@ -132,17 +119,9 @@ async def FunctionCreate(emu, request: api_pb2.FunctionCreateRequest) -> api_pb2
         "tag": definition.function_name,
         "module_name": definition.module_name,
         "function_name": definition.function_name,
-        "timeout_secs": definition.timeout_secs,
-        "retry_policy": {
-            "retries": policy.retries,
-            "backoff_coefficient": policy.backoff_coefficient or 2.0,
-            "initial_delay_ms": policy.initial_delay_ms,
-            "max_delay_ms": policy.max_delay_ms or 60000,
-        },
+        "implementation_name": definition.implementation_name or definition.function_name,
+        **record(emu.store, definition),  # timeout, retries, GPU, Secrets, Volumes, limits: see definition.py
         "env": image_env(emu, definition.image_id),
-        "secret_ids": list(definition.secret_ids),
-        "volumes": volumes,
-        "gpu": _gpu(definition.resources.gpu_config),
         "is_generator": is_generator,
         "handle_metadata": _b64(metadata),
         "function_data": _b64(data),
@@ -395,7 +374,7 @@ async def FunctionGetCallGraph(
                 input_id=item["input_id"],
                 function_call_id=call["id"],
                 status=item.get("result_status", 0) if item["status"] == "done" else 0,
-                task_id=f"ta-{item['pid']}" if running else "",
+                task_id=task_id(item["pid"]) if running else "",
             )
         )
     return response
