@@ -164,9 +164,25 @@ class Ledger:
         if durable:
             self._check_still_there()
 
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """WAL mode (readers never block the spawner, and the reverse), set once per ledger file.
+
+        Switching needs an exclusive lock, and SQLite answers "locked" at once, without waiting, when
+        another connection is creating the same new ledger at that instant (two first spawns): so try
+        again until the busy timeout, as every other write waits."""
+        deadline = time.monotonic() + self.BUSY_TIMEOUT_S
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")  # a no-op once the file is in WAL mode
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.01)
+
     def _prepare(self, conn: sqlite3.Connection) -> None:
         """Create or migrate the schema once per process (several processes may race here)."""
-        conn.execute("PRAGMA journal_mode=WAL")  # readers never block the spawner, and the reverse
+        self._use_wal(conn)
         conn.execute("BEGIN IMMEDIATE")  # one process at a time decides and migrates
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
