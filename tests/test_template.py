@@ -76,6 +76,10 @@ BAD_ANSWERS = [
     ({"project_name": "Modal"}, "project_name", 'package name "modal"'),  # would shadow the modal library
     ({"project_name": "Class"}, "project_name", "keyword"),
     ({"project_name": "JSON"}, "project_name", "shadows"),
+    # never asked, but `copier copy -d package_name=...` sets it: it becomes an import name
+    ({"package_name": "1bad"}, "package_name", "identifier"),
+    ({"package_name": "modal"}, "package_name", "shadows"),
+    ({"package_name": "my-jobs"}, "package_name", "identifier"),
     ({"gpu_fallbacks": ["H9000"]}, "gpu_fallbacks", "unknown GPU"),
     ({"gpu_fallbacks": "H100"}, "gpu_fallbacks", "must be a list"),
     ({"gpu": "H100", "gpu_fallbacks": ["H100"]}, "gpu_fallbacks", "leave out the primary"),
