@@ -61,7 +61,7 @@ def test_a_sweep_with_a_budget_stops_by_itself(project: Project):
     states = rows(project, status)
     for task in queued:
         assert states[task]["state"] == "cancelled", states[task]
-        assert "over budget" in states[task]["error"] and "before it started" in states[task]["error"]
+        assert "over budget" in states[task]["error"] and "cancelled while queued" in states[task]["error"]
     assert {states[t]["state"] for t in running} == {"pending"}
     assert states[SWEEP[0]]["sweep"]["over_budget"] is True
 

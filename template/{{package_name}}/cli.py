@@ -86,7 +86,7 @@ def _watch_budget(ledger: L.Ledger, found: J.Refresh) -> cost.Spending:
         return cost.spending(ledger.jobs(latest_only=False), found.phases)
     if stopped:
         say(
-            f"[bold yellow]{escape(spent.why())}:[/] cancelled {len(stopped)} queued job(s) before they started: "
+            f"[bold yellow]{escape(spent.why())}:[/] cancelled {len(stopped)} queued job(s): "
             + escape(", ".join(j.task_id for j in stopped))
         )
         found.jobs = ledger.jobs()

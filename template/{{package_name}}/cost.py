@@ -188,6 +188,6 @@ async def stop_queued(ledger: Ledger, phases: dict[str, str]) -> tuple[Spending,
     for job in ledger.jobs(state=PENDING, latest_only=False):
         if job.call_id and phases.get(job.call_id) == QUEUED:
             await modal_api.cancel(job.call_id, f"cancelling {job.task_id} (over budget)")
-            ledger.finish(job.call_id, after(PENDING, OVER_BUDGET), error=f"cancelled before it started: {why}")
+            ledger.finish(job.call_id, after(PENDING, OVER_BUDGET), error=f"cancelled while queued: {why}")
             stopped.append(job)
     return found, stopped
