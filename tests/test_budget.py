@@ -9,6 +9,7 @@ running task and that of two, so the line is crossed as soon as two run, whateve
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -87,6 +88,12 @@ def test_a_sweep_with_a_budget_stops_by_itself(project: Project):
     assert abs(sum(final[t]["cost_usd"] for t in SWEEP) - total) < 0.01
     text = project.make("status", env=budget)
     assert "dated fallback table" in text.stdout and "no live rates fetched" in text.stdout, text.stdout
+    watched = json.loads(project.make("watch", "ARGS=--json --interval 0.5", env=budget).stdout.splitlines()[-1])
+    assert watched["cost"]["total_usd"] >= total and "fallback" in watched["cost"]["rates"]
+    with open(project.results_dir() / "summary.csv", newline="") as f:
+        summary = {row["task_id"]: row for row in csv.DictReader(f)}
+    assert set(summary) == running
+    assert all(float(row["cost_usd"]) > 0 and float(row["sweep_cost_usd"]) >= total for row in summary.values())
 
 
 def test_retry_refuses_to_pass_the_budget_without_an_override(project: Project):
