@@ -109,7 +109,7 @@ def test_ctrl_c_in_a_sweep_of_a_thousand(project: Project):
     assert rpcs_logged(project) == before, "a status with nothing pending must make no request"
     assert {c["state"] for c in status if c["task_id"].startswith("k")} == {"succeeded"}
     table = project.make("status").stdout.splitlines()  # a thousand rows: aligned lines, not a box
-    assert table[0].split() == ["task", "state", "call", "id", "age", "detail"]
+    assert table[0].split() == ["task", "state", "call", "id", "age", "cost", "detail"]
     assert any(line.split()[:2] == ["k0999", "succeeded"] for line in table)
 
 

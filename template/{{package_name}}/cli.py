@@ -76,6 +76,23 @@ def _refresh(ledger: L.Ledger, phases: bool = False) -> J.Refresh:
     return asyncio.run(J.refresh(ledger, phases=phases))
 
 
+def _watch_budget(ledger: L.Ledger, found: J.Refresh) -> cost.Spending:
+    """The monitor's part of the budget (cost.stop_queued): cancel the queued jobs once it would be
+    passed, say so in one line, and bring ``found.jobs`` up to date. The sweep's spending."""
+    try:
+        spent, stopped = asyncio.run(cost.stop_queued(ledger, found.phases))
+    except modal_api.ApiUnreachable as exc:
+        _warn_unreachable(str(exc), 0)
+        return cost.spending(ledger.jobs(latest_only=False), found.phases)
+    if stopped:
+        say(
+            f"[bold yellow]{escape(spent.why())}:[/] cancelled {len(stopped)} queued job(s): "
+            + escape(", ".join(j.task_id for j in stopped))
+        )
+        found.jobs = ledger.jobs()
+    return spent
+
+
 def _warn_unreachable(unreachable: str | None, unchecked: int) -> None:
     if unreachable:
         err.print(
@@ -123,6 +140,21 @@ def check_cost(tasks: list[Task], yes: bool) -> None:
         confirmed = False
     if not confirmed:
         fail("not confirmed: nothing was spawned")
+
+
+def check_budget(ledger: L.Ledger, adding: int, over_budget: bool) -> None:
+    """Refuse to spawn past the sweep's budget: when it is already passed, or (``adding``: a retry)
+    when the worst case of the tasks to add would pass it. Every pending job counts as running here."""
+    found = cost.spending(ledger.jobs(latest_only=False))
+    if not found.over_budget(adding):
+        return
+    more = f" + worst case ${cost.worst_case(adding).usd:,.2f} of the {adding} task(s) to retry" if adding else ""
+    why = found.why(more)
+    command = make("retry" if adding else "spawn", "--over-budget")
+    if over_budget:
+        err.print(f"[yellow]{escape(why)}: spawning anyway (--over-budget)[/]", soft_wrap=True, highlight=False)
+        return
+    fail(f"{why}; nothing was spawned. {command} spawns anyway")
 
 
 def pinned(allow_stale: bool) -> tuple[str, int]:
@@ -215,6 +247,9 @@ def spawn(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Spawn even if the worst-case cost is above COST_CONFIRM_USD.")
     ] = False,
+    over_budget: Annotated[
+        bool, typer.Option("--over-budget", help="Spawn even if it would pass the sweep's budget (JOB_BUDGET_USD).")
+    ] = False,
 ) -> None:
     """Spawn every task onto the deployed version of your code, then let go.
 
@@ -224,7 +259,9 @@ def spawn(
     re-run spawns only the rest.
     """
     try:
-        _spawn_all(None if retry else tasks_file, concurrency, allow_stale, force, respawn_unknown, as_json, yes)
+        _spawn_all(
+            None if retry else tasks_file, concurrency, allow_stale, force, respawn_unknown, as_json, yes, over_budget
+        )
     except KeyboardInterrupt:  # before or after the spawning itself, where Ctrl+C is not deferred
         fail(
             f"interrupted; every call spawned so far is in the ledger. Re-running {make('spawn')} is safe: "
@@ -241,10 +278,13 @@ def retry_(
     allow_stale: Annotated[bool, typer.Option("--allow-stale", help="As for spawn.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the spawned calls as JSON on stdout.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="As for spawn.")] = False,
+    over_budget: Annotated[bool, typer.Option("--over-budget", help="As for spawn.")] = False,
 ) -> None:
     """A new job for every task whose newest job failed, timed out, was lost or expired (earlier
-    jobs stay in the ledger)."""
-    spawn(retry=True, concurrency=concurrency, allow_stale=allow_stale, as_json=as_json, yes=yes)
+    jobs stay in the ledger); refused when their worst case would pass the budget (JOB_BUDGET_USD)."""
+    spawn(
+        retry=True, concurrency=concurrency, allow_stale=allow_stale, as_json=as_json, yes=yes, over_budget=over_budget
+    )
 
 
 def _spawn_all(
@@ -255,7 +295,9 @@ def _spawn_all(
     respawn_unknown: bool,
     as_json: bool,
     yes: bool,
+    over_budget: bool = False,
 ) -> None:
+    retrying = tasks_file is None
     try:
         tasks = None if tasks_file is None else (load_grid if is_grid(tasks_file) else load_tasks)(tasks_file)
     except TaskFileError as exc:
@@ -287,6 +329,7 @@ def _spawn_all(
                     print("[]")
                 raise typer.Exit(0)
             check_cost(choice.todo, yes)
+            check_budget(ledger, len(choice.todo) if retrying else 0, over_budget)
             report = asyncio.run(_spawn(choice.todo, ledger, code, version, concurrency))
     except L.LedgerGone as exc:
         print(json.dumps([{"task_id": t, "call_id": c} for t, c in exc.calls]))  # stdout: keep these
@@ -340,8 +383,10 @@ def status(
     unknown_states = set(state or []) - set(J.STATES)
     if unknown_states:
         fail(f"--state {', '.join(sorted(unknown_states))}: choose from {', '.join(J.STATES)}", code=2)
-    found = _refresh(_ledger(as_json, "[]"), phases=True)
-    view.show([j for j in found.jobs if not state or j.state in state], as_json, found.phases)
+    ledger = _ledger(as_json, "[]")
+    found = _refresh(ledger, phases=True)
+    spent = _watch_budget(ledger, found)
+    view.show([j for j in found.jobs if not state or j.state in state], as_json, found.phases, spent)
     _warn_unreachable(found.unreachable, found.unchecked)
     if found.unreachable:
         raise typer.Exit(UNREACHABLE_EXIT)
@@ -365,7 +410,8 @@ def wait(
     with Progress(disable=True) if as_json else bar:
         progress_id = bar.add_task("jobs", total=len(jobs))
         while True:
-            found = _refresh(ledger)
+            found = _refresh(ledger, phases=settings.BUDGET_USD is not None)  # queued jobs: for the budget
+            spent = _watch_budget(ledger, found)
             jobs = found.jobs
             if found.unreachable and outage is None:
                 _warn_unreachable(found.unreachable, found.unchecked)
@@ -376,11 +422,11 @@ def wait(
             if all(j.is_done for j in jobs):
                 break
             if deadline and time.monotonic() > deadline:
-                view.show(jobs, as_json)
+                view.show(jobs, as_json, spending=spent)
                 err.print(f"still pending after {timeout:g} s; the jobs keep running", style="yellow")
                 raise typer.Exit(2)
             time.sleep(interval)
-    view.show(jobs, as_json)
+    view.show(jobs, as_json, spending=spent)
     if any(j.state != J.SUCCEEDED for j in jobs):
         raise typer.Exit(1)
 
@@ -397,11 +443,13 @@ def watch(
         with Live(console=console, auto_refresh=False, transient=False) as live:
             while True:
                 found = _refresh(ledger, phases=True)
+                spent = _watch_budget(ledger, found)
                 if as_json:
                     counts = {s: sum(j.state == s for j in found.jobs) for s in J.STATES}
-                    print(json.dumps({"time": time.time(), "counts": counts, "unreachable": found.unreachable}))
+                    line = {"time": time.time(), "counts": counts, "unreachable": found.unreachable}
+                    print(json.dumps({**line, "cost": spent.as_dict()}))
                 else:
-                    live.update(view.live(found), refresh=True)
+                    live.update(view.live(found, spent), refresh=True)
                 if all(j.is_done for j in found.jobs):
                     return
                 time.sleep(interval)
@@ -417,14 +465,15 @@ def results(as_json: JsonFlag = False) -> None:
     found = _refresh(ledger)
     saved, problems = asyncio.run(J.collect(ledger))
     values = {j.task_id: json.loads(Path(j.result_path).read_text(encoding="utf-8")) for j in saved}
-    summary = view.write_summary(saved, values)
+    spent = cost.spending(ledger.jobs(latest_only=False), found.phases)
+    summary = view.write_summary(saved, values, spent)
     if as_json:
         print(json.dumps(values, indent=2))
     else:
         for j in saved:  # paths as they are: never wrapped (a log reader copies them) nor read as markup
             console.print(f"{j.task_id}: {j.result_path}", soft_wrap=True, markup=False, highlight=False)
         console.print(
-            f"{len(saved)} result(s) in {settings.RESULTS_DIR}; one row each in {summary}",
+            f"{len(saved)} result(s) in {settings.RESULTS_DIR}; one row each in {summary}\n{spent.line()}",
             soft_wrap=True,
             markup=False,
             highlight=False,

@@ -46,6 +46,7 @@ STATES = (SPAWNING, UNKNOWN, PENDING, SUCCEEDED, FAILED, TIMEOUT, LOST, CANCELLE
 SPAWNED = "spawned"  # the spawn RPC returned the call id
 SPAWN_UNSURE = "spawn unsure"  # the RPC broke midway, or the spawner died: a call may run without its id
 LINKED = "linked"  # the call handed the task over to its next link
+OVER_BUDGET = "over budget"  # the monitor cancelled the queued call: the sweep's budget would be passed (cost.py)
 
 TRANSITIONS: dict[tuple[str, str], str] = {
     (SPAWNING, SPAWNED): PENDING,
@@ -57,6 +58,7 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (PENDING, modal_api.TIMED_OUT): TIMEOUT,
     (PENDING, modal_api.LOST): LOST,
     (PENDING, modal_api.CANCELLED): CANCELLED,
+    (PENDING, OVER_BUDGET): CANCELLED,
     (PENDING, modal_api.EXPIRED): EXPIRED,
 }
 FINAL_STATES = frozenset(TRANSITIONS[key] for key in TRANSITIONS if key[0] == PENDING) - {PENDING}

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from . import cost, modal_api, outputs, settings
 from . import job as J
-from . import modal_api, outputs, settings
 
 console = Console()  # tables: stdout
 COLORS = {
@@ -29,19 +29,27 @@ COLORS = {
     J.SPAWNING: "magenta",
     J.CANCELLED: "dim",
 }
-COLUMNS = ("task", "state", "call id", "age", "detail")
+COLUMNS = ("task", "state", "call id", "age", "cost", "detail")
 BOXED_ROWS = 100  # above this, plain aligned lines: a boxed table of 1,000 rows takes rich a second
 
 
-def show(jobs: list[J.Job], as_json: bool, phases: dict[str, str] | None = None) -> None:
-    """The table and the counts, or (``as_json``) one JSON object per job."""
+def show(
+    jobs: list[J.Job], as_json: bool, phases: dict[str, str] | None = None, spending: cost.Spending | None = None
+) -> None:
+    """The table, the counts and the cost line, or (``as_json``) one JSON object per job: each with its
+    task's ``cost_usd`` and the ``sweep``'s total (the same in every row)."""
     phases = phases or {}
     if as_json:
         rows = [{**j.as_dict(), **({"phase": phases[j.call_id]} if j.call_id in phases else {})} for j in jobs]
+        if spending is not None:
+            sweep = spending.as_dict()
+            rows = [{**r, "cost_usd": round(spending.by_task.get(r["task_id"], 0.0), 6), "sweep": sweep} for r in rows]
         print(json.dumps(rows, indent=2))
         return
-    console.print(table(jobs, phases), soft_wrap=True)  # long lines stay whole (and it is faster)
+    console.print(table(jobs, phases, spending), soft_wrap=True)  # long lines stay whole (and it is faster)
     console.print(counts(jobs, phases))
+    if spending is not None:
+        console.print(spending.line(), soft_wrap=True, markup=False, highlight=False)
 
 
 def counts(jobs: list[J.Job], phases: dict[str, str] | None = None) -> str:
@@ -55,14 +63,21 @@ def counts(jobs: list[J.Job], phases: dict[str, str] | None = None) -> str:
     return ", ".join(f"{n} {s}" + (f" ({split})" if s == J.PENDING and split else "") for s, n in by_state.items() if n)
 
 
-def table(jobs: list[J.Job], phases: dict[str, str] | None = None) -> Table | Text:
+def usd(amount: float | None) -> str:
+    return "-" if amount is None else f"${amount:,.2f}"
+
+
+def table(
+    jobs: list[J.Job], phases: dict[str, str] | None = None, spending: cost.Spending | None = None
+) -> Table | Text:
     now = time.time()
+    by_task = spending.by_task if spending is not None else {}
     rows = []
     for j in jobs:
         detail = j.error or (os.path.relpath(j.result_path, settings.PROJECT_ROOT) if j.result_path else "")
         where = f" ({phases[j.call_id]})" if phases and j.call_id in phases else ""
         age = f"{(now - j.spawned_at) / 60:.1f} min"
-        rows.append((j.task_id, j.state + where, j.call_id or "-", age, detail))
+        rows.append((j.task_id, j.state + where, j.call_id or "-", age, usd(by_task.get(j.task_id)), detail))
     colors = [COLORS.get(j.state, "white") for j in jobs]
     # A box on a terminal; in a pipe or a CI log, lines that are never cut (call ids stay whole).
     if len(rows) <= BOXED_ROWS and console.is_terminal:
@@ -81,7 +96,7 @@ def table(jobs: list[J.Job], phases: dict[str, str] | None = None) -> Table | Te
     return lines
 
 
-def live(found: J.Refresh) -> Table:
+def live(found: J.Refresh, spending: cost.Spending | None = None) -> Table:
     """The counts, then as many rows as the terminal has lines: the jobs still to watch (pending,
     failed, ...) first, finished successes last; the rest is summarised."""
     note = Text(f"\n{settings.WHERE}'s API could not be reached: {found.unreachable}", style="yellow")
@@ -90,17 +105,22 @@ def live(found: J.Refresh) -> Table:
     shown, hidden = ordered[:room], len(ordered) - room
     grid = Table.grid()
     grid.add_row(Text(counts(found.jobs, found.phases)) + (note if found.unreachable else Text("")))
-    grid.add_row(table(shown, found.phases))
+    grid.add_row(table(shown, found.phases, spending))
     if hidden > 0:
         grid.add_row(f"... and {hidden} more (`make status` lists every task)")
+    if spending is not None:
+        grid.add_row(Text(spending.line()))
     return grid
 
 
-def write_summary(done: list[J.Job], values: dict) -> str:
-    """results/summary.csv: each task's parameters next to the scalar fields of its result (outputs.py)."""
+def write_summary(done: list[J.Job], values: dict, spending: cost.Spending) -> str:
+    """results/summary.csv: each task's parameters and cost (all its jobs, ``cost_usd``; the sweep's
+    total so far in ``sweep_cost_usd``) next to the scalar fields of its result (outputs.py)."""
     rows = []
     for j in done:
         row = {"task_id": j.task_id, **{f"param.{k}": v for k, v in j.params_dict().items()}}
+        row["cost_usd"] = round(spending.by_task.get(j.task_id, 0.0), 6)
+        row["sweep_cost_usd"] = round(spending.spent_usd, 6)
         row.update(outputs.scalar_fields(values[j.task_id]))
         rows.append(row)
     text = io.StringIO(newline="")
