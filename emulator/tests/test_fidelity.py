@@ -205,6 +205,27 @@ def test_single_use_containers(fidelity_app):
     assert pid.remote() != pid.remote()
 
 
+def test_a_container_ends_as_an_interpreter_does(fidelity_app, tmp_path):
+    """Its atexit handlers run and its open files are flushed when the container stops."""
+    marker = tmp_path / "atexit"
+    assert modal.Function.from_name(APP, "leaves_at_exit").remote(str(marker)) == "registered"
+    buffered = tmp_path / "atexit.buffered"
+    assert wait_for(lambda: marker.exists() and buffered.exists() and buffered.read_text() == "buffered\n", 60)
+    assert wait_for(lambda: marker.read_text() == "atexit ran\n", 60)
+
+
+def test_a_keyboard_interrupt_in_a_function_is_not_its_result(fidelity_app):
+    """The caller gets a failure of the input, never a KeyboardInterrupt of its own."""
+    try:
+        modal.Function.from_name(APP, "interrupts_itself").remote()
+    except KeyboardInterrupt:
+        pytest.fail("the function's KeyboardInterrupt was raised in the caller")
+    except Exception as exc:  # noqa: BLE001 - any failure of the input is right
+        assert "KeyboardInterrupt" not in type(exc).__name__
+    else:
+        pytest.fail("the input succeeded")
+
+
 def test_a_start_up_past_its_startup_timeout_fails(fidelity_app):
     with pytest.raises(modal.exception.FunctionTimeoutError, match="did not start within startup_timeout"):
         modal.Cls.from_name(APP, "NeverStarts")().run.remote()

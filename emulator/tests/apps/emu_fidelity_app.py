@@ -152,6 +152,28 @@ def pid() -> int:
     return os.getpid()
 
 
+@app.function(single_use_containers=True)
+def leaves_at_exit(path: str) -> str:
+    """Registers an atexit handler and leaves a buffered file open: both must reach the disk when the
+    container ends (a normal interpreter exit, as on Modal)."""
+    import atexit
+
+    atexit.register(lambda: open(path, "w").write("atexit ran\n"))
+    _left_open.append(open(path + ".buffered", "w"))  # noqa: SIM115 - left open on purpose
+    _left_open[-1].write("buffered\n")
+    return "registered"
+
+
+_left_open: list = []
+
+
+@app.function(retries=0)
+def interrupts_itself() -> str:
+    """Raises KeyboardInterrupt, as a preemption would: in Modal's container it stops the container;
+    it is never the input's result (which would raise KeyboardInterrupt in the caller)."""
+    raise KeyboardInterrupt
+
+
 @app.function()
 def flaky(log: str, failures: int) -> int:
     """Fails its first ``failures`` attempts (counted in the file ``log``), then returns the attempt number."""
