@@ -21,7 +21,8 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -47,6 +48,17 @@ class JobFailed(Exception):
     @classmethod
     def wrapping(cls, exc: BaseException) -> JobFailed:
         return cls(describe(exc))
+
+
+@contextmanager
+def job_failures() -> Iterator[None]:
+    """Inside the deployed function: whatever the job raises leaves as :class:`JobFailed`, ``SystemExit``
+    (a ``sys.exit()`` in the job) too. ``KeyboardInterrupt`` passes through untouched: it is how Modal
+    announces a preemption, after which it restarts the input."""
+    try:
+        yield
+    except (Exception, SystemExit) as exc:
+        raise JobFailed.wrapping(exc) from exc  # the cause stays in the logs; the client gets the type
 
 
 class ApiUnreachable(RuntimeError):
