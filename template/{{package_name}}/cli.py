@@ -341,7 +341,11 @@ def status(
     if unknown_states:
         fail(f"--state {', '.join(sorted(unknown_states))}: choose from {', '.join(J.STATES)}", code=2)
     found = _refresh(_ledger(as_json, "[]"), phases=True)
-    view.show([j for j in found.jobs if not state or j.state in state], as_json, found.phases)
+    shown = [j for j in found.jobs if not state or j.state in state]
+    if state and not shown and not as_json:
+        say(f"no job is {' or '.join(state)} ({view.counts(found.jobs)})")
+    else:
+        view.show(shown, as_json, found.phases)
     _warn_unreachable(found.unreachable, found.unchecked)
     if found.unreachable:
         raise typer.Exit(UNREACHABLE_EXIT)

@@ -70,7 +70,7 @@ def table(jobs: list[J.Job], phases: dict[str, str] | None = None) -> Table | Te
         for row, color in zip(rows, colors, strict=True):
             boxed.add_row(Text(row[0]), Text(row[1], style=color), *map(Text, row[2:]))
         return boxed
-    widths = [max(len(col), *(len(row[i]) for row in rows)) for i, col in enumerate(COLUMNS)]
+    widths = [max([len(col), *(len(row[i]) for row in rows)]) for i, col in enumerate(COLUMNS)]
     lines = Text("  ".join(col.ljust(w) for col, w in zip(COLUMNS, widths, strict=True)).rstrip() + "\n", style="bold")
     for row, color in zip(rows, colors, strict=True):
         lines.append(row[0].ljust(widths[0]) + "  ")
