@@ -281,6 +281,12 @@ def _spawn_all(
                     soft_wrap=True,
                     markup=False,
                 )
+            if choice.changed:
+                say(
+                    f"[yellow]{len(choice.changed)} of them have other parameters than their recorded job[/] "
+                    f"({escape(make('spawn', '--force'))} spawns them with the new ones, or give them a new id): "
+                    + escape(", ".join(choice.changed))
+                )
             if not choice.todo:
                 err.print("nothing to spawn")
                 if as_json:
