@@ -271,13 +271,13 @@ def _spawn_all(
                 err.print(
                     f"[yellow]skipping {len(choice.unknown)} task(s) whose earlier spawn has an unknown outcome[/] "
                     f"(they may be running on {settings.WHERE}; {make('spawn', '--respawn-unknown')} spawns them "
-                    "again): " + ", ".join(choice.unknown),
+                    "again): " + view.some(choice.unknown),
                     soft_wrap=True,
                 )
             if choice.active:
                 err.print(
                     f"skipping {len(choice.active)} task(s) already pending or done ({make('spawn', '--force')} "
-                    "respawns them): " + ", ".join(choice.active),
+                    "respawns them): " + view.some(choice.active),
                     soft_wrap=True,
                     markup=False,
                 )
@@ -285,7 +285,7 @@ def _spawn_all(
                 say(
                     f"[yellow]{len(choice.changed)} of them have other parameters than their recorded job[/] "
                     f"({escape(make('spawn', '--force'))} spawns them with the new ones, or give them a new id): "
-                    + escape(", ".join(choice.changed))
+                    + escape(view.some(choice.changed))
                 )
             if not choice.todo:
                 err.print("nothing to spawn")
@@ -317,7 +317,7 @@ def _spawn_all(
     if report.unknown:
         say(
             f"[yellow]{len(report.unknown)} spawn(s) failed midway and may be running:[/] "
-            + escape(", ".join(t.id for t in report.unknown))
+            + escape(view.some([t.id for t in report.unknown]))
             + f" ({make('status')} shows them; {make('spawn', '--respawn-unknown')} spawns them again, possibly twice)"
         )
     if report.error or report.interrupted:
@@ -431,7 +431,7 @@ def results(as_json: JsonFlag = False) -> None:
     if as_json:
         print(json.dumps(values, indent=2))
     else:
-        for j in saved:  # paths as they are: never wrapped (a log reader copies them) nor read as markup
+        for j in saved if len(saved) <= view.FEW else []:  # paths as they are: never wrapped nor read as markup
             console.print(f"{j.task_id}: {j.result_path}", soft_wrap=True, markup=False, highlight=False)
         console.print(
             f"{len(saved)} result(s) in {settings.RESULTS_DIR}; one row each in {summary}",

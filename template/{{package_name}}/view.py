@@ -31,6 +31,13 @@ COLORS = {
 }
 COLUMNS = ("task", "state", "call id", "age", "detail")
 BOXED_ROWS = 100  # above this, plain aligned lines: a boxed table of 1,000 rows takes rich a second
+FEW = 5  # messages name this many tasks, then say how many more (a sweep has thousands)
+
+
+def some(ids: list[str]) -> str:
+    """``a, b, c, d, e and 2995 more``: the first :data:`FEW` ids, and how many more there are."""
+    more = f" and {len(ids) - FEW} more" if len(ids) > FEW else ""
+    return ", ".join(ids[:FEW]) + more
 
 
 def show(jobs: list[J.Job], as_json: bool, phases: dict[str, str] | None = None) -> None:
