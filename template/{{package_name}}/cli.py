@@ -470,6 +470,15 @@ def logs(
             print(json.dumps({"task_id": job.task_id, "call_id": call_id, "lines": proc.stdout.splitlines()}))
         else:
             print(proc.stdout, end="")
+        if not proc.stdout.strip():
+            where = f"call {call_id} of task {job.task_id}"
+            if job.state == J.PENDING and call_id == job.call_id:  # its logs may still come
+                say(f"[yellow]no logs yet for {escape(where)}[/] (it may not have printed anything yet)")
+                return
+            fail(
+                f"no logs found for {where}: it printed nothing, or Modal no longer knows the call (its logs "
+                "are gone, or the local emulator's state was wiped)"
+            )
         return
     follower = subprocess.Popen(modal_api.logs_command(call_id, since=None, follow=True))
     try:  # follow until the job has finished, then give the last lines a moment to arrive
