@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import signal
@@ -41,7 +42,11 @@ from .tasks import Task, TaskFileError, load_tasks
 
 console = view.console  # tables: stdout
 err = Console(stderr=True)  # messages: stderr
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help=f"The project's commands (the Makefile's targets call them): python -m {__package__} COMMAND",
+)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 UNREACHABLE_EXIT = 3
 make = settings.make
@@ -598,6 +603,15 @@ async def _diagnose() -> list[tuple[str, str, str, str]]:
             fix = f"{make('spawn', '--respawn-unknown')} (they may then run twice)"
             checks.append(("unknown spawns", "warn", f"{len(unknown)} task(s) may run without a recorded id", fix))
     return checks
+
+
+def _unwrapped(doc: str) -> str:
+    """A docstring as help text: each paragraph on one line, wrapped to the terminal, not to the source."""
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in inspect.cleandoc(doc).split("\n\n"))
+
+
+for _command in app.registered_commands:
+    _command.help = _command.help or _unwrapped(_command.callback.__doc__ or "")
 
 
 def main() -> None:
