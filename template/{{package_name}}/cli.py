@@ -130,12 +130,12 @@ def check_cost(tasks: list[Task], yes: bool) -> None:
         fail("not confirmed: nothing was spawned")
 
 
-def pinned(allow_stale: bool) -> tuple[str, int]:
+def pinned(allow_stale: bool, stale_fix: str = "") -> tuple[str, int]:
     """The code hash and the deployed version to spawn onto (see guard.pin)."""
     history = modal_api.History()  # runs while the code is hashed
     local = guard.code_hash()
     try:
-        deployment = guard.pin(local, history.result(), allow_stale)
+        deployment = guard.pin(local, history.result(), allow_stale, stale_fix)
     except guard.StaleDeploymentError as exc:
         fail(str(exc))
     except modal_api.ApiUnreachable as exc:
@@ -265,7 +265,14 @@ def _spawn_all(
         tasks = None if tasks_file is None else (load_grid if is_grid(tasks_file) else load_tasks)(tasks_file)
     except TaskFileError as exc:
         fail(str(exc))
-    code, version = pinned(allow_stale)
+    flags = {"--force": force, "--respawn-unknown": respawn_unknown, "--json": as_json, "--yes": yes}
+    args = [*([f"--concurrency {concurrency}"] if concurrency != settings.SPAWN_CONCURRENCY else [])]
+    args += [*(flag for flag, given in flags.items() if given), "--allow-stale"]  # the user's own, and the fix
+    if tasks_file is None:
+        stale_fix = make("retry", " ".join(args))
+    else:
+        stale_fix = make("spawn", " ".join(args), "" if tasks_file == Path("tasks.jsonl") else str(tasks_file))
+    code, version = pinned(allow_stale, stale_fix)
     ledger = L.Ledger(settings.LEDGER_PATH)
     try:
         with ledger.spawn_lock():
