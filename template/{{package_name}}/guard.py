@@ -114,8 +114,8 @@ def pin(local: str, deployments: list[Deployment], allow_stale: bool = False, st
         return newest
     raise StaleDeploymentError(
         f"deployed code {newest.tag or '(untagged)'} (version {newest.version}) differs from local code {local}: "
-        f"run {settings.make('deploy')} (or {stale_fix or settings.make('spawn', '--allow-stale')} to spawn onto the deployed "
-        "code anyway)"
+        f"run {settings.make('deploy')} (or {stale_fix or settings.make('spawn', '--allow-stale')} to spawn onto "
+        "the deployed code anyway)"
     )
 
 
