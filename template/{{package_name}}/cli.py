@@ -249,6 +249,7 @@ def retry_(
 ) -> None:
     """A new job for every task whose newest job failed, timed out, was lost or expired (earlier
     jobs stay in the ledger)."""
+    _ledger(as_json, "[]")  # an empty one: said as the other commands say it
     spawn(retry=True, concurrency=concurrency, allow_stale=allow_stale, as_json=as_json, yes=yes)
 
 
@@ -524,8 +525,10 @@ def cancel(
         fail(f"{exc}; jobs not cancelled stay pending ({make('status')} shows which)", code=UNREACHABLE_EXIT)
     if as_json:
         print(json.dumps([j.task_id for j in cancelled]))
+    elif not cancelled:
+        console.print(f"no {'such ' if task_ids else ''}job was pending: nothing cancelled")
     else:
-        console.print(f"cancelled {len(cancelled)} job(s): {', '.join(j.task_id for j in cancelled) or '-'}")
+        console.print(f"cancelled {len(cancelled)} job(s): {', '.join(j.task_id for j in cancelled)}")
 
 
 # ----------------------------------------------------------------- checking
