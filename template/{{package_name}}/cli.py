@@ -528,7 +528,7 @@ def cancel(
     elif not cancelled:
         console.print(f"no {'such ' if task_ids else ''}job was pending: nothing cancelled")
     else:
-        console.print(f"cancelled {len(cancelled)} job(s): {', '.join(j.task_id for j in cancelled)}")
+        console.print(f"cancelled {len(cancelled)} job(s): {view.some([j.task_id for j in cancelled])}")
 
 
 # ----------------------------------------------------------------- checking
