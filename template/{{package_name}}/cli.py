@@ -267,7 +267,7 @@ def _spawn_all(
     except TaskFileError as exc:
         fail(str(exc))
     flags = {"--force": force, "--respawn-unknown": respawn_unknown, "--json": as_json, "--yes": yes}
-    args = [*([f"--concurrency {concurrency}"] if concurrency != settings.SPAWN_CONCURRENCY else [])]
+    args = [f"--concurrency {concurrency}"] if concurrency != settings.SPAWN_CONCURRENCY else []
     args += [*(flag for flag, given in flags.items() if given), "--allow-stale"]  # the user's own, and the fix
     if tasks_file is None:
         stale_fix = make("retry", " ".join(args))

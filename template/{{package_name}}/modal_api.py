@@ -125,10 +125,7 @@ def outcome_of(exc: BaseException) -> Outcome | None:
     if type(exc) is TimeoutError:  # modal's poll with timeout=0: no output yet (its API errors are its own types)
         return Outcome(WAITING)
     if isinstance(exc, modal.exception.NotFoundError):  # a definite answer about a call id we got from Modal
-        return Outcome(
-            LOST,
-            error=f"Modal no longer knows this call ({describe(exc)}); {settings.make('retry')} spawns the task again",
-        )
+        return Outcome(LOST, error=f"Modal no longer knows this call ({describe(exc)})")  # (not its result either)
     for kind, event in _OUTCOMES:
         if isinstance(exc, kind):
             if event == EXPIRED:
