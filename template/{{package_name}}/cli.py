@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import signal
@@ -41,7 +42,11 @@ from .tasks import Task, TaskFileError, load_tasks
 
 console = view.console  # tables: stdout
 err = Console(stderr=True)  # messages: stderr
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help=f"The project's commands (the Makefile's targets call them): python -m {__package__} COMMAND",
+)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 UNREACHABLE_EXIT = 3
 make = settings.make
@@ -157,12 +162,12 @@ def check_budget(ledger: L.Ledger, adding: int, over_budget: bool) -> None:
     fail(f"{why}; nothing was spawned. {command} spawns anyway")
 
 
-def pinned(allow_stale: bool) -> tuple[str, int]:
+def pinned(allow_stale: bool, stale_fix: str = "") -> tuple[str, int]:
     """The code hash and the deployed version to spawn onto (see guard.pin)."""
     history = modal_api.History()  # runs while the code is hashed
     local = guard.code_hash()
     try:
-        deployment = guard.pin(local, history.result(), allow_stale)
+        deployment = guard.pin(local, history.result(), allow_stale, stale_fix)
     except guard.StaleDeploymentError as exc:
         fail(str(exc))
     except modal_api.ApiUnreachable as exc:
@@ -282,6 +287,7 @@ def retry_(
 ) -> None:
     """A new job for every task whose newest job failed, timed out, was lost or expired (earlier
     jobs stay in the ledger); refused when their worst case would pass the budget (JOB_BUDGET_USD)."""
+    _ledger(as_json, "[]")  # an empty one: said as the other commands say it
     spawn(
         retry=True, concurrency=concurrency, allow_stale=allow_stale, as_json=as_json, yes=yes, over_budget=over_budget
     )
@@ -302,7 +308,15 @@ def _spawn_all(
         tasks = None if tasks_file is None else (load_grid if is_grid(tasks_file) else load_tasks)(tasks_file)
     except TaskFileError as exc:
         fail(str(exc))
-    code, version = pinned(allow_stale)
+    flags = {"--force": force, "--respawn-unknown": respawn_unknown, "--json": as_json, "--yes": yes}
+    flags["--over-budget"] = over_budget
+    args = [f"--concurrency {concurrency}"] if concurrency != settings.SPAWN_CONCURRENCY else []
+    args += [*(flag for flag, given in flags.items() if given), "--allow-stale"]  # the user's own, and the fix
+    if tasks_file is None:
+        stale_fix = make("retry", " ".join(args))
+    else:
+        stale_fix = make("spawn", " ".join(args), "" if tasks_file == Path("tasks.jsonl") else str(tasks_file))
+    code, version = pinned(allow_stale, stale_fix)
     ledger = L.Ledger(settings.LEDGER_PATH)
     try:
         with ledger.spawn_lock():
@@ -313,15 +327,21 @@ def _spawn_all(
                 err.print(
                     f"[yellow]skipping {len(choice.unknown)} task(s) whose earlier spawn has an unknown outcome[/] "
                     f"(they may be running on {settings.WHERE}; {make('spawn', '--respawn-unknown')} spawns them "
-                    "again): " + ", ".join(choice.unknown),
+                    "again): " + view.some(choice.unknown),
                     soft_wrap=True,
                 )
             if choice.active:
                 err.print(
                     f"skipping {len(choice.active)} task(s) already pending or done ({make('spawn', '--force')} "
-                    "respawns them): " + ", ".join(choice.active),
+                    "respawns them): " + view.some(choice.active),
                     soft_wrap=True,
                     markup=False,
+                )
+            if choice.changed:
+                say(
+                    f"[yellow]{len(choice.changed)} of them have other parameters than their recorded job[/] "
+                    f"({escape(make('spawn', '--force'))} spawns them with the new ones, or give them a new id): "
+                    + escape(view.some(choice.changed))
                 )
             if not choice.todo:
                 err.print("nothing to spawn")
@@ -354,7 +374,7 @@ def _spawn_all(
     if report.unknown:
         say(
             f"[yellow]{len(report.unknown)} spawn(s) failed midway and may be running:[/] "
-            + escape(", ".join(t.id for t in report.unknown))
+            + escape(view.some([t.id for t in report.unknown]))
             + f" ({make('status')} shows them; {make('spawn', '--respawn-unknown')} spawns them again, possibly twice)"
         )
     if report.error or report.interrupted:
@@ -386,7 +406,11 @@ def status(
     ledger = _ledger(as_json, "[]")
     found = _refresh(ledger, phases=True)
     spent = _watch_budget(ledger, found)
-    view.show([j for j in found.jobs if not state or j.state in state], as_json, found.phases, spent)
+    shown = [j for j in found.jobs if not state or j.state in state]
+    if state and not shown and not as_json:
+        say(f"no job is {' or '.join(state)} ({view.counts(found.jobs)})")
+    else:
+        view.show(shown, as_json, found.phases, spent)
     _warn_unreachable(found.unreachable, found.unchecked)
     if found.unreachable:
         raise typer.Exit(UNREACHABLE_EXIT)
@@ -470,7 +494,7 @@ def results(as_json: JsonFlag = False) -> None:
     if as_json:
         print(json.dumps(values, indent=2))
     else:
-        for j in saved:  # paths as they are: never wrapped (a log reader copies them) nor read as markup
+        for j in saved if len(saved) <= view.FEW else []:  # paths as they are: never wrapped nor read as markup
             console.print(f"{j.task_id}: {j.result_path}", soft_wrap=True, markup=False, highlight=False)
         console.print(
             f"{len(saved)} result(s) in {settings.RESULTS_DIR}; one row each in {summary}\n{spent.line()}",
@@ -509,6 +533,15 @@ def logs(
             print(json.dumps({"task_id": job.task_id, "call_id": call_id, "lines": proc.stdout.splitlines()}))
         else:
             print(proc.stdout, end="")
+        if not proc.stdout.strip():
+            where = f"call {call_id} of task {job.task_id}"
+            if job.state == J.PENDING and call_id == job.call_id:  # its logs may still come
+                say(f"[yellow]no logs yet for {escape(where)}[/] (it may not have printed anything yet)")
+                return
+            fail(
+                f"no logs found for {where}: it printed nothing, or Modal no longer knows the call (its logs "
+                "are gone, or the local emulator's state was wiped)"
+            )
         return
     follower = subprocess.Popen(modal_api.logs_command(call_id, since=None, follow=True))
     try:  # follow until the job has finished, then give the last lines a moment to arrive
@@ -542,8 +575,10 @@ def cancel(
         fail(f"{exc}; jobs not cancelled stay pending ({make('status')} shows which)", code=UNREACHABLE_EXIT)
     if as_json:
         print(json.dumps([j.task_id for j in cancelled]))
+    elif not cancelled:
+        console.print(f"no {'such ' if task_ids else ''}job was pending: nothing cancelled")
     else:
-        console.print(f"cancelled {len(cancelled)} job(s): {', '.join(j.task_id for j in cancelled) or '-'}")
+        console.print(f"cancelled {len(cancelled)} job(s): {view.some([j.task_id for j in cancelled])}")
 
 
 # ----------------------------------------------------------------- checking
@@ -628,6 +663,15 @@ async def _diagnose() -> list[tuple[str, str, str, str]]:
             fix = f"{make('spawn', '--respawn-unknown')} (they may then run twice)"
             checks.append(("unknown spawns", "warn", f"{len(unknown)} task(s) may run without a recorded id", fix))
     return checks
+
+
+def _unwrapped(doc: str) -> str:
+    """A docstring as help text: each paragraph on one line, wrapped to the terminal, not to the source."""
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in inspect.cleandoc(doc).split("\n\n"))
+
+
+for _command in app.registered_commands:
+    _command.help = _command.help or _unwrapped(_command.callback.__doc__ or "")
 
 
 def main() -> None:

@@ -97,11 +97,12 @@ def code_hash(root: Path = settings.PROJECT_ROOT) -> str:
     return digest.hexdigest()[:16]
 
 
-def pin(local: str, deployments: list[Deployment], allow_stale: bool = False) -> Deployment:
+def pin(local: str, deployments: list[Deployment], allow_stale: bool = False, stale_fix: str = "") -> Deployment:
     """The deployment to spawn onto: the newest one tagged with the local code hash. Every spawn
     names its version, so a later `make deploy` cannot change what these spawns run.
 
-    With ``allow_stale``, the newest deployment whatever its code. Raises with the fix otherwise.
+    With ``allow_stale``, the newest deployment whatever its code. Raises with the fix otherwise
+    (``stale_fix``: the command that spawns onto the deployed code anyway, as the user would type it).
     """
     if not deployments:
         raise StaleDeploymentError(f"app '{settings.APP_NAME}' is not deployed: run {settings.make('deploy')}")
@@ -113,8 +114,8 @@ def pin(local: str, deployments: list[Deployment], allow_stale: bool = False) ->
         return newest
     raise StaleDeploymentError(
         f"deployed code {newest.tag or '(untagged)'} (version {newest.version}) differs from local code {local}: "
-        f"run {settings.make('deploy')} (or {settings.make('spawn', '--allow-stale')} to spawn onto the deployed "
-        "code anyway)"
+        f"run {settings.make('deploy')} (or {stale_fix or settings.make('spawn', '--allow-stale')} to spawn onto "
+        "the deployed code anyway)"
     )
 
 

@@ -107,7 +107,7 @@ WAITING = "waiting"  # no result yet: queued or running
 RETURNED = "returned"  # the call returned a value
 RAISED = "raised"  # the job raised (JobFailed), or Modal could not run it at all
 TIMED_OUT = "timed-out"
-LOST = "lost"  # Modal lost the input (container crashed, preempted past its retries)
+LOST = "lost"  # Modal lost the input (container crashed, preempted past its retries), or forgot the call
 CANCELLED = "cancelled"
 EXPIRED = "expired"  # the result is gone (Modal keeps results for 7 days)
 
@@ -136,6 +136,8 @@ def outcome_of(exc: BaseException) -> Outcome | None:
     """The outcome a poll's exception means, or ``None`` when it says nothing about the job."""
     if type(exc) is TimeoutError:  # modal's poll with timeout=0: no output yet (its API errors are its own types)
         return Outcome(WAITING)
+    if isinstance(exc, modal.exception.NotFoundError):  # a definite answer about a call id we got from Modal
+        return Outcome(LOST, error=f"Modal no longer knows this call ({describe(exc)})")  # (not its result either)
     for kind, event in _OUTCOMES:
         if isinstance(exc, kind):
             if event == EXPIRED:

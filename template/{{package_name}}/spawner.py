@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ class Choice:
     todo: list[Task]  # the tasks to spawn now
     active: list[str]  # skipped: already pending or done
     unknown: list[str]  # skipped: an earlier spawn's outcome is unknown
+    changed: list[str] = field(default_factory=list)  # of ``active``: other parameters than their recorded job
 
 
 def choose(tasks: list[Task], ledger: L.Ledger, force: bool = False, respawn_unknown: bool = False) -> Choice:
@@ -28,7 +30,14 @@ def choose(tasks: list[Task], ledger: L.Ledger, force: bool = False, respawn_unk
     skipped_known = [] if force else [i for i in active if i not in unknown]
     skipped_unknown = [] if force or respawn_unknown else unknown
     skip = {*skipped_known, *skipped_unknown}
-    return Choice([t for t in tasks if t.id not in skip], skipped_known, skipped_unknown)
+    known = set(skipped_known)
+    changed = [t.id for t in tasks if t.id in known and _recorded(t.params) != newest[t.id].params_dict()]
+    return Choice([t for t in tasks if t.id not in skip], skipped_known, skipped_unknown, changed)
+
+
+def _recorded(params: dict) -> dict:
+    """``params`` as the ledger gives them back (JSON: a tuple comes back as a list)."""
+    return json.loads(json.dumps(params))
 
 
 def retryable(ledger: L.Ledger) -> list[Task]:

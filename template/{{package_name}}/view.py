@@ -31,6 +31,13 @@ COLORS = {
 }
 COLUMNS = ("task", "state", "call id", "age", "cost", "detail")
 BOXED_ROWS = 100  # above this, plain aligned lines: a boxed table of 1,000 rows takes rich a second
+FEW = 5  # messages name this many tasks, then say how many more (a sweep has thousands)
+
+
+def some(ids: list[str]) -> str:
+    """``a, b, c, d, e and 2995 more``: the first :data:`FEW` ids, and how many more there are."""
+    more = f" and {len(ids) - FEW} more" if len(ids) > FEW else ""
+    return ", ".join(ids[:FEW]) + more
 
 
 def show(
@@ -85,7 +92,7 @@ def table(
         for row, color in zip(rows, colors, strict=True):
             boxed.add_row(Text(row[0]), Text(row[1], style=color), *map(Text, row[2:]))
         return boxed
-    widths = [max(len(col), *(len(row[i]) for row in rows)) for i, col in enumerate(COLUMNS)]
+    widths = [max([len(col), *(len(row[i]) for row in rows)]) for i, col in enumerate(COLUMNS)]
     lines = Text("  ".join(col.ljust(w) for col, w in zip(COLUMNS, widths, strict=True)).rstrip() + "\n", style="bold")
     for row, color in zip(rows, colors, strict=True):
         lines.append(row[0].ljust(widths[0]) + "  ")
