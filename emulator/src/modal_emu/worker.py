@@ -226,8 +226,8 @@ def main(argv: list[str]) -> int:
                 _end_of_input()
             finally:
                 signal.signal(signal.SIGINT, previous)
-    except KeyboardInterrupt:  # preempted between inputs: stop as after the last one
-        pass
+    except KeyboardInterrupt:  # preempted (during an input or between them): stop as after the last one
+        traceback.print_exc()  # in the input's logs, as Modal's container shows it
     # The end of the input stream: the emulator stops this container (scale-down, stop, preemption).
     if loaded and function.endswith(".*"):
         try:
