@@ -178,7 +178,8 @@ def pinned(allow_stale: bool, stale_fix: str = "") -> tuple[str, int]:
             f"version {deployment.version} (code {deployment.tag or 'untagged'})",
             soft_wrap=True,
         )
-    return deployment.tag or local, deployment.version
+    # An untagged deployment (a `modal deploy` by hand) has no hash to check inside the job: the version pins it.
+    return deployment.tag or "", deployment.version
 
 
 async def _spawn(tasks: list[Task], ledger: L.Ledger, code: str, version: int, concurrency: int) -> spawner.SpawnReport:

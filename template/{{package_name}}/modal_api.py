@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import modal
@@ -122,6 +123,8 @@ _OUTCOMES: tuple[tuple[type[BaseException], str], ...] = (
     # (its container crashed while starting): the job's outcome, told as text.
     (modal.exception.RemoteError, RAISED),
     (modal.exception.ExecutionError, RAISED),
+    # The job finished, but what it returned needs a module this machine lacks (torch, numpy, ...).
+    (modal.exception.DeserializationError, RAISED),
 )
 
 
@@ -146,6 +149,8 @@ def outcome_of(exc: BaseException) -> Outcome | None:
                 return Outcome(
                     event, error=f"lost by Modal (container crashed or preempted past its retries): {describe(exc)}"
                 )
+            if isinstance(exc, modal.exception.DeserializationError):
+                return Outcome(event, error=f"finished, but its result cannot be read here: {describe(exc)}")
             return Outcome(event, error=describe(exc))
     if _from_the_client(exc):
         return None
@@ -306,13 +311,19 @@ def deploy_command(code_hash: str) -> list[str]:
     return [sys.executable, "-m", "modal", "deploy", "modal_app.py", "--tag", code_hash]
 
 
+LOGS_KEPT_S = 7 * 24 * 3600 - 300  # how far back `modal app logs` may look (7 days), less a margin
+
+
 def logs_command(call_id: str, since: float | None, follow: bool = False) -> list[str]:
     """``modal app logs`` of one call (this interpreter's modal CLI: found without the venv on PATH)."""
     command = [sys.executable, "-m", "modal", "app", "logs", settings.APP_NAME, "--function-call", call_id]
     if follow:
         return [*command, "--follow"]  # the CLI follows from the start, without --since
     if since is not None:
-        command += ["--since", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since - 60))]
+        # With its time zone: modal reads a naive time as the machine's local time. Modal serves 7 days of logs.
+        start = max(since - 60, time.time() - LOGS_KEPT_S)
+        utc = timezone.utc  # noqa: UP017 - datetime.UTC is 3.11+, and the image may run 3.10
+        command += ["--since", datetime.fromtimestamp(start, utc).isoformat(timespec="seconds")]
     return command
 
 
