@@ -30,9 +30,9 @@ Rules that keep chains finite and honest:
   outlive their container).
 - Each link is its own call with the function's retry policy; a retried link resumes from the
   newest checkpoint as well.
-- The next link runs the deployed code and re-checks the expected code hash, so redeploying other
-  code in the middle of a chain makes the next link fail with the guard's message; spawning the
-  task again continues from its checkpoint with the new code.
+- The next link is spawned onto the same deployed version as the first (``app_version``), so
+  redeploying other code in the middle of a chain changes nothing the chain runs; spawning the task
+  again after it ends continues from its checkpoint with the new code.
 - Task keys starting with ``_`` are reserved for this contract.
 """
 
