@@ -97,10 +97,18 @@ def _has_its_files(state_dir: Path, pid: int) -> bool:
 
 def serve(args: argparse.Namespace) -> int:
     from .core import Config
+    from .handlers.billing import load_rates
     from .service import run_forever
 
     state_dir = Path(args.state_dir)
+    try:
+        rates = load_rates(args.billing_rates) if args.billing_rates else {}
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.detach:
+        if args.billing_rates:  # the detached server reads it wherever it runs
+            args.billing_rates = str(Path(args.billing_rates).resolve())
         return _detach(args, state_dir)
     if (pid := _pid(state_dir)) is not None:
         if not _has_its_files(state_dir, pid):
@@ -121,6 +129,7 @@ def serve(args: argparse.Namespace) -> int:
         container_idle_s=args.scaledown_window,
         heartbeat_timeout_s=args.heartbeat_timeout,
         mount_volumes=args.mount_volumes,
+        billing_rates=rates,
     )
     asyncio.run(run_forever(config, on_ready=lambda url: _print_env(url, state_dir)))
     return 0
@@ -249,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         metavar="S",
         help="stop an ephemeral app (modal run) whose client sent no heartbeat for this long",
+    )
+    p_serve.add_argument(
+        "--billing-rates",
+        metavar="FILE.json",
+        help='USD per second by rate key, e.g. {"gpu.H100": 0.001097, "cpu": 0.0000131}: the billing RPCs '
+        "answer from these (without them they answer PERMISSION_DENIED, as without billing access)",
     )
     p_serve.add_argument("--detach", action="store_true", help="start in the background and return when ready")
     p_serve.add_argument("--verbose", action="store_true", help="log every RPC")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .logs import Logs
@@ -28,6 +28,7 @@ class Config:
     heartbeat_timeout_s: float = 60.0
     environment: str = "main"
     mount_volumes: bool = True  # Volumes at their mount paths where the machine allows (volumemounts.py)
+    billing_rates: dict[str, str] = field(default_factory=dict)  # rate key -> USD/s (handlers/billing.py)
 
 
 class Emulator:

@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401
     apps,
+    billing,
     blobs,
     classes,
     dicts,
