@@ -6,13 +6,18 @@
 - :func:`spending`: each task's cost so far, from its jobs' run times, and the worst case of the jobs
   still running; :meth:`Spending.over_budget` is the budget's one test (``settings.BUDGET_USD``).
 
-Every figure is priced by :func:`rate` from rates.py's dated table (no live rates are fetched).
+Every figure is priced by :func:`rate` from :func:`prices`: Modal's live rates (``Workspace.billing.rates()``)
+as last fetched by :func:`refresh_prices`, cached with their date in ``settings.RATES_PATH``; without them
+(the API unreachable, or no billing answer) from rates.py's dated fallback table. Each figure says which.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from . import modal_api, rates, settings
@@ -44,8 +49,7 @@ class WorstCase:
         rate = f"${self.usd_per_s * 3600:.2f}/h" + (" (an estimated rate)" if self.estimated else "")
         return (
             f"worst case ${self.usd:,.2f}: {self.tasks} task(s) x {self.attempts} attempt(s) x "
-            f"{_duration(self.timeout_s)} timeout on {self.hardware} at {rate}, "
-            f"Modal base prices of {rates.TAKEN} ({settings.PACKAGE_NAME}/rates.py)"
+            f"{_duration(self.timeout_s)} timeout on {self.hardware} at {rate}, {prices().source}"
         )
 
 
@@ -58,25 +62,79 @@ class Rate:
     estimated: bool = False  # the rate is an estimate (rates.ESTIMATED)
 
 
+# ------------------------------------------------------------ the rates in use
+FALLBACK = f"the dated fallback table of {rates.TAKEN} ({settings.PACKAGE_NAME}/rates.py)"
+
+
+@dataclass(frozen=True)
+class Prices:
+    gpu_usd_per_s: dict[str, float]  # by our GPU names (rates.GPUS)
+    cpu_usd_per_core_s: float
+    estimated: frozenset[str]  # GPUs priced by an estimate of the fallback table
+    source: str  # which rates these are, for every figure: "rates: live rates of <date> ..." or the fallback
+
+
+def _in_use() -> list[str]:
+    return [settings.GPU, *settings.GPU_FALLBACKS] if settings.GPU else ["CPU"]
+
+
+def prices() -> Prices:
+    """The live rates cached by :func:`refresh_prices`, each missing one (rates.LIVE_KEYS) from the fallback
+    table; without a cache, the fallback table. The source names the fallback for a GPU in use it prices."""
+    try:
+        cached = json.loads(settings.RATES_PATH.read_text(encoding="utf-8"))
+        taken, live = str(cached["taken"]), {str(k): float(v) for k, v in cached["rates"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return Prices(dict(rates.GPU_USD_PER_S), rates.CPU_USD_PER_CORE_S, rates.ESTIMATED, f"rates: {FALLBACK}")
+    gpu = {name: live.get(key, rates.GPU_USD_PER_S[name]) for name, key in rates.LIVE_KEYS.items()}
+    cpu = live.get(rates.CPU_LIVE_KEY, rates.CPU_USD_PER_CORE_S)
+    missing = [name for name in rates.LIVE_KEYS if rates.LIVE_KEYS[name] not in live]
+    missing += [] if rates.CPU_LIVE_KEY in live else ["CPU"]
+    estimated = frozenset(name for name in rates.ESTIMATED if name in missing)
+    source = f"rates: live rates of {taken} (Modal's billing rates, cached in {settings.RATES_PATH.name})"
+    if unpriced := [name for name in _in_use() if name in missing]:
+        source += f"; {', '.join(unpriced)} from {FALLBACK} (no live rate)"
+    return Prices(gpu, cpu, estimated, source)
+
+
+async def refresh_prices() -> str | None:
+    """Fetch Modal's live rates into ``settings.RATES_PATH`` (written whole or not at all). Returns why
+    not when they could not be had (the API unreachable, or no billing answer): figures keep to the
+    rates cached before, or to the fallback table, and say so."""
+    try:
+        live = await modal_api.billing_rates()
+    except modal_api.ApiUnreachable as exc:
+        return f"live rates not fetched ({exc})"
+    if live is None:
+        return "live rates not fetched: Modal gives no billing rates to this workspace"
+    taken = datetime.now(timezone.utc).date().isoformat()  # noqa: UP017 - the image may run 3.10
+    settings.RATES_PATH.parent.mkdir(parents=True, exist_ok=True)
+    partial = settings.RATES_PATH.with_suffix(".partial")
+    partial.write_text(json.dumps({"taken": taken, "rates": live}, indent=1), encoding="utf-8")
+    os.replace(partial, settings.RATES_PATH)
+    return None
+
+
 def rate(
     gpu: str | None = settings.GPU,
     gpu_count: int = settings.GPU_COUNT,
     fallbacks: list[str] = settings.GPU_FALLBACKS,  # noqa: B006 - read only
 ) -> Rate:
     """The rate of one container; with fallback GPUs, the dearest of them (the one used is not known)."""
+    table = prices()
     if gpu is None:
         cores = rates.CPU_CORES
-        return Rate(cores * rates.CPU_USD_PER_CORE_S, f"{cores:g} CPU core(s)")
+        return Rate(cores * table.cpu_usd_per_core_s, f"{cores:g} CPU core(s)")
     choices = [gpu, *fallbacks]
-    unknown = [g for g in choices if g not in rates.GPU_USD_PER_S]
+    unknown = [g for g in choices if g not in table.gpu_usd_per_s]
     if unknown:
         raise UnknownRate(
             f"no price for GPU {unknown[0]!r} in {settings.PACKAGE_NAME}/rates.py (it has "
-            f"{', '.join(rates.GPU_USD_PER_S)}): add it there to get the cost check"
+            f"{', '.join(table.gpu_usd_per_s)}): add it there to get the cost check"
         )
-    dearest = max(choices, key=rates.GPU_USD_PER_S.__getitem__)
+    dearest = max(choices, key=table.gpu_usd_per_s.__getitem__)
     hardware = f"{gpu_count} x {dearest}" + (f" (dearest of {', '.join(choices)})" if len(choices) > 1 else "")
-    return Rate(gpu_count * rates.GPU_USD_PER_S[dearest], hardware, estimated=dearest in rates.ESTIMATED)
+    return Rate(gpu_count * table.gpu_usd_per_s[dearest], hardware, estimated=dearest in table.estimated)
 
 
 def worst_case(
@@ -93,11 +151,6 @@ def worst_case(
 
 
 # ------------------------------------------------------------ as it runs
-RATES_SOURCE = (
-    f"rates: the dated fallback table of {rates.TAKEN} ({settings.PACKAGE_NAME}/rates.py), no live rates fetched"
-)
-
-
 def run_time_s(job: Job, now: float) -> float:
     """An upper bound of the time ``job`` has run: from its spawn to when its end was seen (or now).
 
@@ -139,7 +192,7 @@ class Spending:
         budget = "" if self.budget_usd is None else f"; budget ${self.budget_usd:,.2f} (JOB_BUDGET_USD)"
         return (
             f"cost so far ${self.spent_usd:,.2f} (an upper bound: spawn to end, queue time included); "
-            f"worst case of the {self.running} running job(s) ${self.running_worst_usd:,.2f}{budget}; {RATES_SOURCE}"
+            f"worst case of the {self.running} running job(s) ${self.running_worst_usd:,.2f}{budget}; {prices().source}"
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -149,7 +202,7 @@ class Spending:
             "running_worst_usd": round(self.running_worst_usd, 6),
             "budget_usd": self.budget_usd,
             "over_budget": self.over_budget(),
-            "rates": RATES_SOURCE,
+            "rates": prices().source,
         }
 
 

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import modal
@@ -208,6 +209,41 @@ async def cancel(call_id: str, what: str) -> None:
         raise
     except Exception as exc:
         raise ApiUnreachable(f"{what}: {describe(exc)}") from exc
+
+
+# -------------------------------------------------------------------- billing
+async def _billing(request: Awaitable[T], what: str) -> T | None:
+    """A billing request: ``None`` when Modal answers that this workspace has no billing access."""
+    try:
+        return await bounded(request, what)
+    except ApiUnreachable:
+        raise
+    except modal.exception.PermissionDeniedError:
+        return None
+    except Exception as exc:
+        raise ApiUnreachable(f"{what}: {describe(exc)}") from exc
+
+
+async def billing_rates() -> dict[str, str] | None:
+    """Modal's current rates of this workspace (rate key -> USD per second, as decimal text); ``None``
+    when billing is not available to it. Raises :class:`ApiUnreachable` when Modal did not answer."""
+    found = await _billing(modal.Workspace.from_context().billing.rates.aio(), "reading Modal's billing rates")
+    return None if found is None else {key: str(value) for key, value in found.items()}
+
+
+async def billing_report(start: datetime, end: datetime) -> dict[str, Decimal] | None:
+    """What Modal billed each App (by name) in the whole hours from ``start`` to ``end`` (UTC);
+    ``None`` when billing is not available. Raises :class:`ApiUnreachable` when Modal did not answer."""
+    items = await _billing(
+        modal.Workspace.from_context().billing.report.aio(start=start, end=end, resolution="h"),
+        "reading Modal's billing report",
+    )
+    if items is None:
+        return None
+    by_app: dict[str, Decimal] = {}
+    for item in items:
+        by_app[item.description] = by_app.get(item.description, Decimal(0)) + item.cost
+    return by_app
 
 
 # --------------------------------------------------------------- deployments

@@ -63,6 +63,14 @@ CPU_USD_PER_CORE_S = 0.0000131
 CPU_CORES = 1.0
 
 
+# Modal's rate keys (``Workspace.billing.rates()``, USD per second) of our GPU names and of a CPU
+# core-second: the one place that maps them (cost.py). A GPU whose key the live rates lack is priced
+# from the table above, and every figure says so. Modal does not document its keys; these are the
+# keys the local emulator serves (``serve --billing-rates``): check them against `modal billing rates`.
+LIVE_KEYS: dict[str, str] = {name: f"gpu.{name}" for name in GPUS}
+CPU_LIVE_KEY = "cpu"
+
+
 def gpu_of_device(device_name: str) -> str | None:
     """The ``GPUS`` name of a CUDA device as torch names it ("NVIDIA H200" -> "H200"), or None."""
     matches = [name for name, gpu in GPUS.items() if re.search(gpu.device_name, device_name)]
