@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
@@ -508,6 +509,51 @@ def results(as_json: JsonFlag = False) -> None:
     _warn_unreachable(found.unreachable, found.unchecked)
     if found.unreachable or problems:
         raise typer.Exit(UNREACHABLE_EXIT)
+
+
+@app.command(name="cost")
+def cost_report(as_json: JsonFlag = False) -> None:
+    """What the sweep cost: our estimate beside Modal's own billing report for the App's time window
+    (whole hours, UTC), and the difference. Fetches Modal's live rates first; offline, only our
+    estimate, at the rates it says (the dated fallback table when no live ones were ever fetched)."""
+    ledger = _ledger(as_json, "{}")
+    jobs = ledger.jobs(latest_only=False)
+    not_fetched = asyncio.run(cost.refresh_prices())
+    spent = cost.spending(jobs)
+    now = time.time()
+    start = min(j.spawned_at for j in jobs)
+    end = max(now if j.finished_at is None else j.finished_at for j in jobs)
+    utc = timezone.utc  # noqa: UP017 - one spelling with the rest of the package
+    hour_start = datetime.fromtimestamp(start // 3600 * 3600, utc)
+    hour_end = datetime.fromtimestamp(-(-end // 3600) * 3600, utc)  # the report counts whole hours only
+    billed, why = None, not_fetched
+    if not_fetched is None:
+        try:
+            by_app = asyncio.run(modal_api.billing_report(hour_start, hour_end))
+        except modal_api.ApiUnreachable as exc:
+            by_app, why = None, f"billing report not read ({exc})"
+        if by_app is None and why is None:
+            why = "billing report not read: Modal gives no billing report to this workspace"
+        billed = None if by_app is None else float(by_app.get(settings.APP_NAME, 0))
+    line = {
+        "app": settings.APP_NAME,
+        "window": [hour_start.isoformat(), hour_end.isoformat()],
+        "estimate_usd": round(spent.spent_usd, 6),
+        "billed_usd": billed,
+        "difference_usd": None if billed is None else round(spent.spent_usd - billed, 6),
+        "rates": cost.prices().source,
+        "not_compared": why,
+    }
+    if as_json:
+        print(json.dumps(line, indent=2))
+        return
+    window = f"{hour_start:%Y-%m-%d %H:%M} to {hour_end:%Y-%m-%d %H:%M} UTC"
+    text = f"{settings.APP_NAME}, {window}: our estimate ${spent.spent_usd:,.4f} (an upper bound: spawn to end)"
+    if billed is not None:
+        text += f"; Modal billed ${billed:,.4f}; difference ${spent.spent_usd - billed:+,.4f}"
+    console.print(f"{text}\n{line['rates']}", soft_wrap=True, markup=False, highlight=False)
+    if why:
+        err.print(f"[yellow]only our estimate:[/] {escape(why)}", soft_wrap=True, highlight=False)
 
 
 @app.command()

@@ -64,6 +64,7 @@ class Rate:
 
 # ------------------------------------------------------------ the rates in use
 FALLBACK = f"the dated fallback table of {rates.TAKEN} ({settings.PACKAGE_NAME}/rates.py)"
+FALLBACK_SOURCE = f"rates: {FALLBACK}, no live rates fetched"
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def prices() -> Prices:
         cached = json.loads(settings.RATES_PATH.read_text(encoding="utf-8"))
         taken, live = str(cached["taken"]), {str(k): float(v) for k, v in cached["rates"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return Prices(dict(rates.GPU_USD_PER_S), rates.CPU_USD_PER_CORE_S, rates.ESTIMATED, f"rates: {FALLBACK}")
+        return Prices(dict(rates.GPU_USD_PER_S), rates.CPU_USD_PER_CORE_S, rates.ESTIMATED, FALLBACK_SOURCE)
     gpu = {name: live.get(key, rates.GPU_USD_PER_S[name]) for name, key in rates.LIVE_KEYS.items()}
     cpu = live.get(rates.CPU_LIVE_KEY, rates.CPU_USD_PER_CORE_S)
     missing = [name for name in rates.LIVE_KEYS if rates.LIVE_KEYS[name] not in live]
