@@ -61,7 +61,7 @@ def test_setup_installs_uv_into_tools_when_the_machine_has_none(projects):
 
 
 @pytest.mark.parametrize("where", ["environment", "command line"])
-@pytest.mark.parametrize("target", ["deploy", "spawn", "status", "wait", "results", "cancel", "guard"])
+@pytest.mark.parametrize("target", ["deploy", "spawn", "status", "wait", "results", "cost", "cancel", "guard"])
 def test_local_without_the_emulator_is_one_line_for_targets_that_talk_to_modal(project, target, where):
     if where == "environment":
         proc = make(project, target, env={"LOCAL": "1"})
