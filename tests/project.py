@@ -258,6 +258,17 @@ class Project:
     def down(self) -> None:
         self.make("local-down", local=False, check=False)
 
+    @contextlib.contextmanager
+    def deployed(self, *options: str) -> Iterator[Project]:
+        """The project's emulator up (with ``options``, see :meth:`up`) and the app deployed on it, for
+        the duration; the emulator is stopped after, whatever happened."""
+        self.up(*options)
+        try:
+            self.make("deploy")
+            yield self
+        finally:
+            self.down()
+
     def start_emulator(self, *options: str) -> None:
         """The project's own emulator (installed by `make local-up`), with extra options."""
         python = self.path / ".venv" / "bin" / "python"

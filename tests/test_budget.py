@@ -27,12 +27,8 @@ def project(projects) -> Project:
     proj.edit(
         "modal_app.py", "    timeout=settings.TIMEOUT_S,\n", "    timeout=settings.TIMEOUT_S,\n    max_containers=2,\n"
     )
-    proj.up()
-    try:
-        proj.make("deploy")
+    with proj.deployed():
         yield proj
-    finally:
-        proj.down()
 
 
 def worst_case_of_one(project: Project) -> float:

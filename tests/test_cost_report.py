@@ -16,12 +16,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("own_ledger")]
 @pytest.fixture(scope="module")
 def project(projects) -> Project:
     proj = projects.new("billing", test_workload=True)
-    proj.up()
-    try:
-        proj.make("deploy")
+    with proj.deployed():
         yield proj
-    finally:
-        proj.down()
 
 
 def test_make_cost_sets_our_estimate_beside_the_emulators_billing(project: Project, tmp_path):

@@ -27,12 +27,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("own_ledger")]
 @pytest.fixture(scope="module")
 def project(projects) -> Project:
     proj = projects.new("never-lose", test_workload=True)
-    proj.up("--latency", "20", "--verbose")
-    try:
-        proj.make("deploy")
+    with proj.deployed("--latency", "20", "--verbose"):
         yield proj
-    finally:
-        proj.down()
 
 
 def test_two_terminals_spawn_each_task_once(project: Project):

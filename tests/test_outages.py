@@ -26,12 +26,8 @@ EMULATOR = ("--latency", "20")
 @pytest.fixture(scope="module")
 def project(projects) -> Project:
     proj = projects.new("outages", test_workload=True)
-    proj.up(*EMULATOR)
-    try:
-        proj.make("deploy")
+    with proj.deployed(*EMULATOR):
         yield proj
-    finally:
-        proj.down()
 
 
 def calls_of(project: Project, *tasks: str) -> list[str]:

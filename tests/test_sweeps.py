@@ -28,12 +28,8 @@ GRID_IDS = [f"pi_n-{n}_seconds-{s}" for n in (10, 100, 1000) for s in ("0", "0.1
 @pytest.fixture(scope="module")
 def project(projects) -> Project:
     proj = projects.new("sweeps")
-    proj.up()
-    try:
-        proj.make("deploy")
+    with proj.deployed():
         yield proj
-    finally:
-        proj.down()
 
 
 def spawn(project: Project, tasks: str, *args: str, **env: str) -> subprocess.CompletedProcess:
