@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -128,3 +130,20 @@ def test_a_stopping_server_removes_its_own_files(tmp_path):
     emu.start()
     emu.stop()
     assert not (emu.state_dir / "server.pid").exists() and not (emu.state_dir / "url").exists()
+
+
+def test_two_detached_starts_at_once_share_one_server(tmp_path):
+    """Two terminals' `make local-up` at the same instant: one server, and both say where it is (the
+    second used to take the first, still starting, for a server whose files were deleted)."""
+    state = tmp_path / "state"
+    command = [sys.executable, "-m", "modal_emu", "serve", "--state-dir", str(state), "--detach"]
+    starts = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        answers = [start.communicate(timeout=120) for start in starts]
+        assert [start.returncode for start in starts] == [0, 0], answers
+        assert len(cli.servers(state)) == 1
+        assert sum("already running" in err for _, err in answers) == 1, answers
+    finally:
+        for pid in cli.servers(state):
+            os.kill(pid, signal.SIGTERM)
+            wait_for(lambda pid=pid: not alive(pid), timeout=30)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import io
 import logging
 import os
@@ -152,6 +153,16 @@ def serve_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
 
 
 def _detach(args: argparse.Namespace, state_dir: Path) -> int:
+    """Start a server in the background, or find the one running. Two at once (two terminals' `make
+    local-up`) take turns: the second finds the first's server once it is up, instead of taking it for
+    one whose files were deleted."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / ".detach.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        return _detach_alone(args, state_dir)
+
+
+def _detach_alone(args: argparse.Namespace, state_dir: Path) -> int:
     if (pid := _pid(state_dir)) is not None:
         if not _has_its_files(state_dir, pid):
             print(_files_gone(state_dir, pid), file=sys.stderr)
@@ -159,7 +170,6 @@ def _detach(args: argparse.Namespace, state_dir: Path) -> int:
         print(f"already running (pid {pid})", file=sys.stderr)
         _print_env(_read_url(state_dir) or "", state_dir)
         return 0
-    state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "url").unlink(missing_ok=True)
     args.state_dir = str(state_dir.resolve())  # the server's command line names its folder wherever it runs
     argv = [sys.executable, "-m", "modal_emu", "serve", *serve_argv(args.parser, args)]
