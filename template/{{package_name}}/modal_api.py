@@ -113,19 +113,22 @@ LOST = "lost"  # Modal lost the input (container crashed, preempted past its ret
 CANCELLED = "cancelled"
 EXPIRED = "expired"  # the result is gone (Modal keeps results for 7 days)
 
-# modal's own exception types for outcomes; JobFailed is ours. Order matters: subclasses first.
-_OUTCOMES: tuple[tuple[type[BaseException], str], ...] = (
-    (JobFailed, RAISED),
-    (modal.exception.OutputExpiredError, EXPIRED),
-    (modal.exception.FunctionTimeoutError, TIMED_OUT),
-    (modal.exception.InternalFailure, LOST),
-    (modal.exception.InputCancellation, CANCELLED),
+# modal's own exception types for outcomes (JobFailed is ours), each with the error a person reads
+# ("{}": the exception as ``describe`` tells it). Order matters: subclasses first.
+_OUTCOMES: tuple[tuple[type[BaseException], str, str], ...] = (
+    (JobFailed, RAISED, "{}"),
+    # a definite answer about a call id we got from Modal: not its result either
+    (modal.exception.NotFoundError, LOST, "Modal no longer knows this call ({})"),
+    (modal.exception.OutputExpiredError, EXPIRED, "result expired (Modal keeps results for 7 days)"),
+    (modal.exception.FunctionTimeoutError, TIMED_OUT, "{}"),
+    (modal.exception.InternalFailure, LOST, "lost by Modal (container crashed or preempted past its retries): {}"),
+    (modal.exception.InputCancellation, CANCELLED, "{}"),
     # A result Modal has but cannot be turned into an exception here, or a function that never ran
     # (its container crashed while starting): the job's outcome, told as text.
-    (modal.exception.RemoteError, RAISED),
-    (modal.exception.ExecutionError, RAISED),
+    (modal.exception.RemoteError, RAISED, "{}"),
+    (modal.exception.ExecutionError, RAISED, "{}"),
     # The job finished, but what it returned needs a module this machine lacks (torch, numpy, ...).
-    (modal.exception.DeserializationError, RAISED),
+    (modal.exception.DeserializationError, RAISED, "finished, but its result cannot be read here: {}"),
 )
 
 
@@ -140,19 +143,9 @@ def outcome_of(exc: BaseException) -> Outcome | None:
     """The outcome a poll's exception means, or ``None`` when it says nothing about the job."""
     if type(exc) is TimeoutError:  # modal's poll with timeout=0: no output yet (its API errors are its own types)
         return Outcome(WAITING)
-    if isinstance(exc, modal.exception.NotFoundError):  # a definite answer about a call id we got from Modal
-        return Outcome(LOST, error=f"Modal no longer knows this call ({describe(exc)})")  # (not its result either)
-    for kind, event in _OUTCOMES:
+    for kind, event, error in _OUTCOMES:
         if isinstance(exc, kind):
-            if event == EXPIRED:
-                return Outcome(event, error="result expired (Modal keeps results for 7 days)")
-            if event == LOST:
-                return Outcome(
-                    event, error=f"lost by Modal (container crashed or preempted past its retries): {describe(exc)}"
-                )
-            if isinstance(exc, modal.exception.DeserializationError):
-                return Outcome(event, error=f"finished, but its result cannot be read here: {describe(exc)}")
-            return Outcome(event, error=describe(exc))
+            return Outcome(event, error=error.format(describe(exc)))
     if _from_the_client(exc):
         return None
     # Any other type reached us from the job's side without the wrapper: an exception raised while its
